@@ -441,7 +441,7 @@ def align(
         from .alignment_cmot import align_baseline
 
         frame_to_token = align_baseline(
-            speech, text, nlen, mlen, method=method, backend=backend, window=window, similarity=similarity
+            speech, text, nlen, mlen, method=method, backend=backend, window=window, similarity=sim
         )
         frame_to_token = torch.where(valid.unsqueeze(1), frame_to_token, -1)
 
