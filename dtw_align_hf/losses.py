@@ -1,0 +1,85 @@
+"""Loss terms of DTW-Align training: label-smoothed cross-entropy, symmetric KL, the weighted total.
+
+Every token loss is a *sum* over target tokens divided by a denominator the caller passes (`num_items_in_batch`
+from the Trainer when given, else the number of target tokens in the batch), as fairseq divides by `sample_size`.
+That keeps gradient accumulation and multi-process training equal to one large batch.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+IGNORE_INDEX = -100
+
+
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1, ignore_index: int = IGNORE_INDEX
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fairseq's label-smoothed cross-entropy, summed over the non-ignored target tokens.
+
+    `loss = (1 - eps - eps / (V - 1)) * nll + eps / (V - 1) * sum_v(-log p_v)`: the target keeps probability `1 - eps`
+    and every other class gets `eps / (V - 1)` (fairseq `label_smoothed_nll_loss`, the criterion CMOT uses).
+    `torch.nn.functional.cross_entropy(label_smoothing=eps)` spreads `eps / V` over all classes instead.
+
+    Args:
+        logits (`torch.Tensor` of shape `(B, L, V)`): decoder logits, any float dtype (computed in float32).
+        labels (`torch.Tensor` of shape `(B, L)`): target token ids, `ignore_index` on padding.
+        epsilon (`float`): smoothing mass.
+
+    Returns:
+        `(loss, nll)`: two scalar float32 tensors, sums over the target tokens (not averaged).
+    """
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} disagree on (B, L).")
+    vocab = logits.size(-1)
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    mask = labels != ignore_index
+    target = labels.masked_fill(~mask, 0).unsqueeze(-1)
+    nll = -lprobs.gather(-1, target).squeeze(-1)
+    nll = (nll * mask).sum()
+    if epsilon == 0.0:
+        return nll, nll.detach()
+    smooth = -(lprobs.sum(-1) * mask).sum()
+    eps_i = epsilon / (vocab - 1)
+    loss = (1.0 - epsilon - eps_i) * nll + eps_i * smooth
+    return loss, nll.detach()
+
+
+def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """`0.5 * [KL(P || Q) + KL(Q || P)]` per target position, summed over the vocabulary and the masked positions.
+
+    CMOT's `kl_s`/`kl_t` (no stop-gradient on either side). CMOT also sums over padded target positions; we sum over
+    real target tokens only (`mask`), so the term does not depend on how much padding a batch has.
+
+    Args:
+        logits_p, logits_q (`torch.Tensor` of shape `(B, L, V)`): two decoder outputs for the same targets.
+        mask (`torch.Tensor` of shape `(B, L)`, *optional*): `True` on positions to count.
+
+    Returns:
+        A scalar float32 tensor (a sum, not an average).
+    """
+    lp = F.log_softmax(logits_p.float(), dim=-1)
+    lq = F.log_softmax(logits_q.float(), dim=-1)
+    kl = 0.5 * ((lp.exp() * (lp - lq)).sum(-1) + (lq.exp() * (lq - lp)).sum(-1))
+    if mask is not None:
+        kl = kl * mask.to(kl.dtype)
+    return kl.sum()
+
+
+def weighted_total(terms: dict[str, torch.Tensor | None], weights: dict[str, float]) -> torch.Tensor:
+    """`sum_k weights[k] * terms[k]` over the terms that were computed (not `None`) and have a non-zero weight.
+
+    A term with weight 0 is left out of the graph, so a logged-only term (CMOT's mixup CE) costs no backward.
+    """
+    total = None
+    for name, value in terms.items():
+        weight = float(weights.get(name, 0.0))
+        if value is None or weight == 0.0:
+            continue
+        total = weight * value if total is None else total + weight * value
+    if total is None:
+        raise ValueError(f"No loss term was computed with a non-zero weight (terms {list(terms)}, weights {weights}).")
+    return total
+
+
+__all__ = ["IGNORE_INDEX", "label_smoothed_cross_entropy", "symmetric_kl", "weighted_total"]
