@@ -10,16 +10,23 @@ default. Anything given on the command line wins over the recipe.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -57,6 +64,19 @@ def check_config_keys(config: dict[str, Any], parser: argparse.ArgumentParser, s
         )
 
 
+def use_cpu_if_distributed_without_gpu() -> None:
+    """Make a multi-process launch on a machine without CUDA a real gloo CPU run.
+
+    `accelerate launch --multi_gpu` / `--config_file recipes/accelerate/cpu_2proc.yaml` start torchrun ranks but do
+    not export `ACCELERATE_USE_CPU`; without it each rank would train alone (ParallelMode.NOT_PARALLEL) on its own
+    copy of the data. Must run before the `TrainingArguments` are built.
+    """
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+
+
 def parse_args_and_config(
     parser: HfArgumentParser, args: Sequence[str] | None = None, config: dict[str, Any] | None = None
 ) -> tuple:
@@ -89,13 +109,423 @@ def parse_args_and_config(
         check_config_keys(config, parser, source="config overrides")
         defaults.update(config)
 
+    use_cpu_if_distributed_without_gpu()
     if defaults:
         parser.set_defaults(**defaults)
         # A field without a dataclass default is `required` for argparse; the recipe supplies it.
         for action in parser._actions:
             if action.dest in defaults:
                 action.required = False
-    return parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
+    parsed = parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
+    for obj in parsed:
+        if pre_ns.config is not None and dataclasses.is_dataclass(obj) and hasattr(obj, "recipe") and not obj.recipe:
+            obj.recipe = pre_ns.config
+    return parsed
 
 
-__all__ = ["check_config_keys", "load_config_file", "parse_args_and_config"]
+# ---------------------------------------------------------------------------------------------------------------------
+# Run-script plumbing shared by run_pretrain_mt.py and run_finetune_st.py: data arguments and loading, resume,
+# logging, and the end of a run (test-set evaluation, results.json, card, push).
+# ---------------------------------------------------------------------------------------------------------------------
+
+DATASETS = ("demo", "covost2", "must_c", "manifest")
+
+
+@dataclass
+class DataArguments:
+    """Which corpus, which splits, how much of it."""
+
+    dataset: str = field(default="demo", metadata={"help": f"One of {', '.join(DATASETS)}."})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "Language pair: CoVoST 2 'fr_en', 'en_de'; MuST-C 'en-de', 'en-fr'."}
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local corpus root (MuST-C release, CoVoST 2 / Common Voice download, parquet mirror)."},
+    )
+    src_lang: str | None = field(default=None, metadata={"help": "Source language code (e.g. en, fr)."})
+    tgt_lang: str | None = field(default=None, metadata={"help": "Target language code (e.g. de, en)."})
+    train_split: str = field(default="train", metadata={"help": "Training split name."})
+    eval_split: str | None = field(default="dev", metadata={"help": "Validation split (None: no evaluation)."})
+    test_split: str | None = field(default="test", metadata={"help": "Test split for the final evaluation."})
+    train_file: str | None = field(default=None, metadata={"help": "manifest: training TSV/CSV/JSONL."})
+    eval_file: str | None = field(default=None, metadata={"help": "manifest: validation manifest."})
+    test_file: str | None = field(default=None, metadata={"help": "manifest: test manifest."})
+    reference_timings: str | None = field(
+        default=None,
+        metadata={
+            "help": "JSONL word timings of the test split (docs/CONTRACTS.md) for alignment accuracy; the demo "
+            "corpus provides its own."
+        },
+    )
+    train_hours: float | None = field(
+        default=None, metadata={"help": "Keep only this many hours of training audio (the paper's 10 h setting)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
+    max_duration: float | None = field(default=30.0, metadata={"help": "Skip longer utterances (seconds)."})
+    min_duration: float | None = field(default=0.1, metadata={"help": "Skip shorter utterances (seconds)."})
+    demo_train_size: int = field(default=1500, metadata={"help": "demo: training utterances to synthesise."})
+    demo_eval_size: int = field(default=100, metadata={"help": "demo: dev utterances."})
+    demo_test_size: int = field(default=100, metadata={"help": "demo: test utterances."})
+    demo_seed: int = field(default=0, metadata={"help": "demo: corpus seed (voices, rates, split)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where corpora and downloads are cached."})
+    recipe: str | None = field(default=None, metadata={"help": "Filled from --config (recorded in the card)."})
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r} is not supported; choose one of {', '.join(DATASETS)}.")
+        if self.dataset == "manifest" and not self.train_file and not self.test_file:
+            raise ValueError("dataset='manifest' needs --train_file and/or --test_file (TSV, CSV or JSONL).")
+        if self.dataset_config and (self.src_lang is None or self.tgt_lang is None):
+            parts = self.dataset_config.replace("_", "-").split("-")
+            if len(parts) == 2:
+                self.src_lang = self.src_lang or parts[0]
+                self.tgt_lang = self.tgt_lang or parts[1]
+
+
+def _audio_options(data_args: DataArguments):
+    from .data.audio import AudioOptions
+
+    return AudioOptions(max_duration=data_args.max_duration, min_duration=data_args.min_duration)
+
+
+def _load_split(data_args: DataArguments, split: str, role: str):
+    """One split in the CONTRACTS example schema with `audio` left as a path (decoded later by `SafeAudioDecoder`)."""
+    name = data_args.dataset
+    options = _audio_options(data_args)
+    if name == "demo":
+        from .data.demo import load_demo_corpus
+
+        sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
+        return load_demo_corpus(
+            split,
+            cache_dir=data_args.cache_dir,
+            seed=data_args.demo_seed,
+            split_sizes=sizes,
+            options=options,
+            decode=False,
+        )
+    if name == "manifest":
+        from .data.manifest import load_manifest
+
+        path = {"train": data_args.train_file, "eval": data_args.eval_file, "test": data_args.test_file}[role]
+        if path is None:
+            return None
+        return load_manifest(
+            path, src_lang=data_args.src_lang, tgt_lang=data_args.tgt_lang, options=options, decode=False
+        )
+    from . import data as data_pkg
+
+    loader = getattr(data_pkg, f"load_{name}", None)
+    if loader is None:
+        raise ImportError(
+            f"dtw_align_hf.data has no load_{name}(); the {name} loader is not available in this version."
+        )
+    return loader(
+        split,
+        config=data_args.dataset_config,
+        data_dir=data_args.data_dir,
+        cache_dir=data_args.cache_dir,
+        options=options,
+        decode=False,
+    )
+
+
+def _take_hours(ds, hours: float):
+    """The first utterances (in corpus order) adding up to `hours` of audio (the paper's low-resource subsets)."""
+    durations = ds["duration"]
+    total, keep = 0.0, 0
+    for keep, seconds in enumerate(durations, start=1):  # noqa: B007 - keep is the count after the loop
+        total += float(seconds)
+        if total >= hours * 3600:
+            break
+    return ds.select(range(keep))
+
+
+def load_splits(data_args: DataArguments, decode_audio: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Load train/eval/test; return `({"train"|"eval"|"test": dataset}, {role: BadRecordCounter})`.
+
+    With `decode_audio`, audio is decoded on access by `SafeAudioDecoder`: an utterance that fails to decode
+    becomes `audio=None`, is counted, and `BadSampleFilter` drops it from its batch, so one bad file never ends a
+    long run. Without it (stage 1), only the text columns are kept.
+    """
+    from .data.validation import BadRecordCounter
+
+    if data_args.dataset == "demo":
+        data_args.src_lang = data_args.src_lang or "de"
+        data_args.tgt_lang = data_args.tgt_lang or "en"
+    names = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
+    limits = {
+        "train": data_args.max_train_samples,
+        "eval": data_args.max_eval_samples,
+        "test": data_args.max_test_samples,
+    }
+    splits, counters = {}, {}
+    for role, split in names.items():
+        if split is None:
+            continue
+        ds = _load_split(data_args, split, role)
+        if ds is None:
+            continue
+        if role == "train" and data_args.train_hours is not None:
+            ds = _take_hours(ds, data_args.train_hours)
+        if limits[role] is not None:
+            ds = ds.select(range(min(limits[role], len(ds))))
+        counters[role] = BadRecordCounter(f"{data_args.dataset}/{split}")
+        if decode_audio:
+            ds = ds.with_transform(SafeAudioDecoder(_audio_options(data_args), counters[role]))
+        else:
+            ds = ds.select_columns([c for c in ("id", "transcript", "translation") if c in ds.column_names])
+        splits[role] = ds
+    return splits, counters
+
+
+class SafeAudioDecoder:
+    """`Dataset.with_transform` that decodes `audio` paths, turning a decode failure into `audio=None` (counted)."""
+
+    def __init__(self, options, counter):
+        self.options, self.counter = options, counter
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        if "audio" not in batch:
+            return batch
+        from .data.audio import decode_audio
+
+        out, arrays = dict(batch), []
+        for rid, src in zip(batch.get("id") or [None] * len(batch["audio"]), batch["audio"], strict=True):
+            try:
+                arrays.append(decode_audio(src, self.options))
+            except Exception as err:  # noqa: BLE001 - any unreadable file is a bad sample, never a crash
+                self.counter.skip(rid, getattr(err, "kind", "unreadable_audio"), str(err))
+                arrays.append(None)
+        out["audio"] = arrays
+        out["sampling_rate"] = [self.options.sampling_rate] * len(arrays)
+        return out
+
+
+class BadSampleFilter:
+    """Wrap a collator: drop examples without audio or that the processor rejects (empty, NaN, too long), count them.
+
+    The whole batch is tried first; only when it fails are examples tried one by one, so the common case costs
+    nothing. A batch with no usable example raises (it cannot be skipped without desynchronising processes).
+    """
+
+    def __init__(self, collator, counters: dict[str, Any] | None = None, role: str = "train"):
+        self.collator, self.counters, self.role = collator, counters or {}, role
+        self.skipped = 0
+
+    def _skip(self, feature: dict, kind: str, detail: str) -> None:
+        self.skipped += 1
+        counter = self.counters.get(self.role)
+        if counter is not None:
+            counter.skip(feature.get("id"), kind, detail)
+
+    def __call__(self, features: list[dict]) -> dict:
+        good = []
+        for feature in features:
+            if "audio" in feature and feature["audio"] is None:
+                continue  # already counted by SafeAudioDecoder
+            good.append(feature)
+        try:
+            return self.collator(good)
+        except (ValueError, TypeError) as batch_err:
+            kept = []
+            for feature in good:
+                try:
+                    self.collator([feature])
+                    kept.append(feature)
+                except (ValueError, TypeError) as err:
+                    self._skip(feature, "rejected_by_processor", str(err))
+            if not kept:
+                raise ValueError(f"No usable example in this batch: {batch_err}") from batch_err
+            return self.collator(kept)
+
+
+def resolve_resume(training_args) -> str | bool | None:
+    """`--resume auto` (default): the newest checkpoint of output_dir if any; `never`; or an explicit path."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    resume = getattr(training_args, "resume", "auto")
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    if resume == "never":
+        return None
+    if resume not in (None, "auto"):
+        return resume
+    if os.path.isdir(training_args.output_dir) and training_args.do_train:
+        last = get_last_checkpoint(training_args.output_dir)
+        if last is not None:
+            logger.warning(f"Resuming from {last} (pass --resume never to start over).")
+            return last
+    return None
+
+
+def setup_logging(training_args) -> None:
+    """Python, datasets and transformers logging at the Trainer's per-rank level (warnings only off rank 0)."""
+    import datasets
+    import transformers
+
+    logging_module = __import__("logging")
+    logging_module.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging_module.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logger.info(
+        f"Process rank {training_args.process_index}, device {training_args.device}, world size "
+        f"{training_args.world_size}, distributed {training_args.parallel_mode.value}"
+    )
+
+
+def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:
+    """Generate on the test set and score it with sacrebleu against the raw reference translations.
+
+    Returns `{"bleu", "chrf", "bleu_signature", "chrf_signature", "num_samples", "hypotheses", "references"}`.
+    """
+    import numpy as np
+
+    from .metrics import translation_metrics
+
+    output = trainer.predict(test_dataset, metric_key_prefix="test")
+    preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
+    refs = [str(r).strip() for r in test_dataset["translation"]]
+    if len(refs) != len(hyps):
+        # Some test utterances were dropped as bad samples: score against the references that travelled with them.
+        logger.warning(f"{len(refs) - len(hyps)} test utterances were skipped; scoring the remaining {len(hyps)}.")
+        labels = np.where(output.label_ids != -100, output.label_ids, pad)
+        refs = [r.strip() for r in tokenizer.batch_decode(labels, skip_special_tokens=True)]
+    scores = translation_metrics(hyps, refs)
+    return {**scores, "num_samples": len(hyps), "hypotheses": hyps, "references": refs}
+
+
+def finish_run(
+    trainer,
+    splits: dict[str, Any],
+    data_args: DataArguments,
+    training_args,
+    tokenizer,
+    counters: dict[str, Any],
+    started: float,
+    stage: str,
+    extra_evaluation=None,
+) -> dict[str, Any]:
+    """Steps 7-8 of both run scripts: test-set evaluation, results.json, hypotheses, card, Hub push.
+
+    Args:
+        extra_evaluation (`Callable[[trainer], dict]`, *optional*): more test-time numbers (stage 2: alignment
+            accuracy); its dict is stored under `"alignment"`.
+
+    Returns:
+        The results dict (also in `output_dir/results.json`), with `"paths"` naming every file written.
+    """
+    out_dir = Path(training_args.output_dir)
+    results: dict[str, Any] = {
+        "stage": stage,
+        "dataset": data_args.dataset,
+        "dataset_config": data_args.dataset_config,
+    }
+    paths: dict[str, str] = {"checkpoint": str(out_dir)}
+    log_history = trainer.state.log_history
+    train_losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    if train_losses:
+        results["train"] = {
+            "first_loss": train_losses[0],
+            "final_loss": train_losses[-1],
+            "steps": trainer.state.global_step,
+        }
+    if "test" in splits and getattr(training_args, "do_predict", True):
+        scores = evaluate_test_set(trainer, splits["test"], tokenizer)
+        hyps, refs = scores.pop("hypotheses"), scores.pop("references")
+        results["test"] = scores
+        if trainer.is_world_process_zero():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "test_hypotheses.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
+            (out_dir / "test_references.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
+            paths["hypotheses"] = str(out_dir / "test_hypotheses.txt")
+            paths["references"] = str(out_dir / "test_references.txt")
+    if extra_evaluation is not None:
+        alignment = extra_evaluation(trainer)
+        if alignment:
+            results["alignment"] = alignment
+            for key in ("plot_dir", "plots"):
+                if alignment.get(key):
+                    paths["plots"] = (
+                        alignment[key] if isinstance(alignment[key], str) else str(Path(alignment[key][0]).parent)
+                    )
+    results["skipped"] = {role: counter.summary() for role, counter in counters.items()}
+    results["wall_time_seconds"] = round(time.time() - started, 1)
+    results["paths"] = paths
+
+    card_results = dict(results.get("test") or {})
+    if "alignment" in results:
+        card_results["alignment_accuracy"] = results["alignment"].get("token_accuracy")
+        card_results["alignment_reference"] = results["alignment"].get("reference")
+    trainer.card_info.update(
+        {
+            "results": card_results,
+            "skipped": sum(c.skipped for c in counters.values()),
+            "num_train_samples": len(splits["train"]) if "train" in splits else None,
+            "wall_time": f"{results['wall_time_seconds'] / 60:.1f} min",
+        }
+    )
+    if trainer.is_world_process_zero():
+        trainer.create_model_card()
+        paths["card"] = str(out_dir / "README.md")
+        paths["results"] = str(out_dir / "results.json")
+        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"DTW-Align {stage}: end of training")
+    return results
+
+
+def print_run_summary(results: dict[str, Any], prefix: str) -> str:
+    """The closing lines of a run: the scores and where every output went (returned; the scripts print it)."""
+    lines = []
+    test = results.get("test")
+    if test:
+        lines.append(f"[{prefix}] test BLEU {test.get('bleu', float('nan')):.2f} ({test.get('bleu_signature')})")
+        lines.append(f"[{prefix}] test chrF {test.get('chrf', float('nan')):.2f} ({test.get('chrf_signature')})")
+    alignment = results.get("alignment")
+    if alignment and alignment.get("token_accuracy") is not None:
+        lines.append(
+            f"[{prefix}] alignment accuracy {100 * alignment['token_accuracy']:.1f}% ({alignment.get('reference')})"
+        )
+    names = {
+        "checkpoint": "checkpoint",
+        "results": "metrics JSON",
+        "hypotheses": "hypotheses",
+        "plots": "plots",
+        "card": "model card",
+    }
+    for key, name in names.items():
+        if key in results.get("paths", {}):
+            lines.append(f"[{prefix}] {name}: {results['paths'][key]}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "DATASETS",
+    "BadSampleFilter",
+    "DataArguments",
+    "SafeAudioDecoder",
+    "check_config_keys",
+    "evaluate_test_set",
+    "finish_run",
+    "load_config_file",
+    "load_splits",
+    "parse_args_and_config",
+    "print_run_summary",
+    "resolve_resume",
+    "setup_logging",
+    "use_cpu_if_distributed_without_gpu",
+]

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from transformers import Seq2SeqTrainer
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.utils import logging
 
 
@@ -51,6 +52,27 @@ PAPER = {
         "}"
     ),
 }
+
+
+@dataclass
+class DTWAlignTrainingArguments(Seq2SeqTrainingArguments):
+    """`Seq2SeqTrainingArguments` with the run scripts' defaults and `resume`.
+
+    Changed defaults: `do_train=True` and `do_predict=True` (a run trains, then scores the test set),
+    `predict_with_generate=True` (BLEU needs generated text), `remove_unused_columns=False` (the collator reads the
+    raw `audio`/`transcript`/`translation` columns).
+    """
+
+    resume: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto': continue from the newest checkpoint in output_dir if there is one; 'never'; or a path."
+        },
+    )
+    do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
+    do_predict: bool = field(default=True, metadata={"help": "Score the test split at the end (default True)."})
+    predict_with_generate: bool = field(default=True, metadata={"help": "Generate during evaluation (BLEU/chrF)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep raw columns for the collator."})
 
 
 def _is_dtw_align_model(model: Any) -> bool:
@@ -96,6 +118,11 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     # ---- loss and logging ----
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training and self.state.max_steps:
+            # the "linear" mixup-ratio schedule reads the share of training done
+            unwrapped = self.accelerator.unwrap_model(model)
+            if hasattr(unwrapped, "set_training_progress"):
+                unwrapped.set_training_progress(self.state.global_step / self.state.max_steps)
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         if _has_components(outputs):
             self._record_components(outputs, model.training, num_items_in_batch)
@@ -202,4 +229,4 @@ def make_compute_metrics(tokenizer: Any):
     return compute_metrics
 
 
-__all__ = ["LOGGED_KEYS", "PAPER", "DTWAlignTrainer", "make_compute_metrics"]
+__all__ = ["LOGGED_KEYS", "PAPER", "DTWAlignTrainer", "DTWAlignTrainingArguments", "make_compute_metrics"]

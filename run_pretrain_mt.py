@@ -1,0 +1,240 @@
+#!/usr/bin/env python
+"""Stage 1 of DTW-Align: pretrain the translation encoder-decoder on transcript -> translation pairs.
+
+    accelerate launch --config_file recipes/accelerate/multi_gpu_bf16.yaml run_pretrain_mt.py \
+        --config recipes/must_c/en-de/pretrain_mt.yaml --output_dir runs/must_c_en-de_mt
+
+    python run_pretrain_mt.py --config recipes/demo/pretrain_mt.yaml          # the bundled CPU demo
+
+Trains (or, with `--tokenizer_name_or_path`, loads) the joint sentencepiece vocabulary over the training
+transcripts and translations, builds an `M2M100ForConditionalGeneration` sized by the recipe (CMOT's fairseq
+"transformer": 6+6 layers, d=512, 8 heads, FFN 2048, shared embeddings), trains it with label-smoothed
+cross-entropy, and writes to `--output_dir` a checkpoint that stage 2 reads with
+`run_finetune_st.py --mt_model_name_or_path <output_dir>`: the model, the tokenizer and a `DTWAlignProcessor`
+(feature extractor + tokenizer). Ends with a test-set BLEU/chrF (sacrebleu signatures), `results.json`,
+`test_hypotheses.txt` and a model card.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
+
+from dtw_align_hf.cli import (
+    DataArguments,
+    finish_run,
+    load_splits,
+    parse_args_and_config,
+    print_run_summary,
+    resolve_resume,
+    setup_logging,
+)
+from dtw_align_hf.trainer import DTWAlignTrainer, DTWAlignTrainingArguments, make_compute_metrics
+
+
+@dataclass
+class ModelArguments:
+    """Vocabulary and translation-model size (defaults: CMOT's fairseq `transformer` base, reconstructed)."""
+
+    mt_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Continue from an existing translation checkpoint instead of a new model."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Reuse a tokenizer folder (or a stage-1 output) instead of training one."}
+    )
+    vocab_size: int = field(default=10000, metadata={"help": "Joint sentencepiece vocabulary (10k, CMOT)."})
+    spm_model_type: str = field(default="unigram", metadata={"help": "unigram (CMOT) | bpe"})
+    spm_hard_vocab_limit: bool = field(
+        default=True, metadata={"help": "False lets tiny corpora end below vocab_size instead of failing."}
+    )
+    add_lang_tokens: bool = field(
+        default=False, metadata={"help": "Add <lang:xx> pieces and force the target-language token (multilingual)."}
+    )
+    d_model: int = field(default=512, metadata={"help": "Model width."})
+    encoder_layers: int = field(default=6, metadata={"help": "Encoder layers."})
+    decoder_layers: int = field(default=6, metadata={"help": "Decoder layers."})
+    attention_heads: int = field(default=8, metadata={"help": "Attention heads (encoder and decoder)."})
+    ffn_dim: int = field(default=2048, metadata={"help": "Feed-forward width (encoder and decoder)."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout (also attention and activation dropout)."})
+    max_position_embeddings: int = field(default=1024, metadata={"help": "Longest sequence (tokens)."})
+    layerdrop: float = field(default=0.0, metadata={"help": "Encoder/decoder LayerDrop (0: DDP-safe)."})
+    max_source_length: int = field(default=256, metadata={"help": "Transcripts are cut to this many tokens."})
+    max_target_length: int = field(default=256, metadata={"help": "Translations are cut to this many tokens."})
+
+
+def make_parser() -> HfArgumentParser:
+    return HfArgumentParser((ModelArguments, DataArguments, DTWAlignTrainingArguments))
+
+
+def build_tokenizer_and_processor(
+    model_args: ModelArguments, data_args: DataArguments, train_dataset, output_dir: str
+):
+    """Train the joint sentencepiece model (or load one) and wrap it in a `DTWAlignProcessor`."""
+    from transformers import AutoTokenizer
+
+    from dtw_align_hf import DTWAlignProcessor, train_sentencepiece
+    from dtw_align_hf.processing_dtw_align import make_feature_extractor
+
+    langs = [lang for lang in (data_args.src_lang, data_args.tgt_lang) if lang] if model_args.add_lang_tokens else []
+    if model_args.tokenizer_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+    elif model_args.mt_model_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.mt_model_name_or_path)
+    else:
+        if train_dataset is None:
+            raise ValueError("No training split to train the sentencepiece model on; pass --tokenizer_name_or_path.")
+        texts = [*train_dataset["transcript"], *train_dataset["translation"]]
+        tokenizer = train_sentencepiece(
+            texts,
+            model_args.vocab_size,
+            output_dir,
+            model_type=model_args.spm_model_type,
+            lang_codes=langs,
+            hard_vocab_limit=model_args.spm_hard_vocab_limit,
+        )
+    processor = DTWAlignProcessor(
+        feature_extractor=make_feature_extractor(),
+        tokenizer=tokenizer,
+        tgt_lang=data_args.tgt_lang if model_args.add_lang_tokens else None,
+        max_source_seconds=data_args.max_duration,
+    )
+    return processor
+
+
+def build_model(model_args: ModelArguments, processor, training_args) -> M2M100ForConditionalGeneration:
+    """A new M2M100 sized by the recipe (or the given checkpoint), with fairseq's special-token convention."""
+    tokenizer = processor.tokenizer
+    if model_args.mt_model_name_or_path:
+        return M2M100ForConditionalGeneration.from_pretrained(model_args.mt_model_name_or_path)
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=model_args.d_model,
+        encoder_layers=model_args.encoder_layers,
+        decoder_layers=model_args.decoder_layers,
+        encoder_attention_heads=model_args.attention_heads,
+        decoder_attention_heads=model_args.attention_heads,
+        encoder_ffn_dim=model_args.ffn_dim,
+        decoder_ffn_dim=model_args.ffn_dim,
+        dropout=model_args.dropout,
+        attention_dropout=model_args.dropout,
+        activation_dropout=model_args.dropout,
+        encoder_layerdrop=model_args.layerdrop,
+        decoder_layerdrop=model_args.layerdrop,
+        max_position_embeddings=model_args.max_position_embeddings,
+        scale_embedding=True,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        # fairseq starts decoding with </s>
+        decoder_start_token_id=tokenizer.eos_token_id,
+    )
+    model = M2M100ForConditionalGeneration(config)
+    gen = {
+        "decoder_start_token_id": tokenizer.eos_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "max_length": model_args.max_target_length,
+        "num_beams": training_args.generation_num_beams or 1,
+    }
+    forced = processor.generation_kwargs().get("forced_bos_token_id")
+    if forced is not None:
+        gen["forced_bos_token_id"] = forced
+    model.generation_config = GenerationConfig(**gen)
+    return model
+
+
+class TextCollator:
+    """Stage-1 batches: transcripts -> `input_ids`/`attention_mask`, translations -> `labels` (-100 on padding)."""
+
+    def __init__(self, processor, max_source_length: int, max_target_length: int):
+        self.processor = processor
+        self.max_source_length, self.max_target_length = max_source_length, max_target_length
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        features = [
+            f for f in features if str(f.get("transcript") or "").strip() and str(f.get("translation") or "").strip()
+        ]
+        batch = self.processor(
+            text=[f["transcript"] for f in features], text_target=[f["translation"] for f in features]
+        )
+        return {
+            "input_ids": batch["input_ids"][:, : self.max_source_length],
+            "attention_mask": batch["text_attention_mask"][:, : self.max_source_length],
+            "labels": batch["labels"][:, : self.max_target_length],
+        }
+
+
+def main(
+    model_args: ModelArguments, data_args: DataArguments, training_args: DTWAlignTrainingArguments
+) -> dict[str, Any]:
+    """Run stage 1 and return the test-set results (also written to `output_dir/results.json`)."""
+    # 1. logging per rank
+    setup_logging(training_args)
+    started = time.time()
+
+    # 2. seed + last checkpoint
+    set_seed(training_args.seed)
+    resume_from = resolve_resume(training_args)
+
+    # 3. data: text columns only, no audio is decoded
+    splits, counters = load_splits(data_args, decode_audio=False)
+
+    # 4. tokenizer/processor + model (the main process trains the sentencepiece model; the others then load it)
+    output_dir = training_args.output_dir
+    with training_args.main_process_first(desc="sentencepiece"):
+        if not model_args.tokenizer_name_or_path and (Path(output_dir) / "tokenizer_config.json").is_file():
+            model_args.tokenizer_name_or_path = output_dir  # rerun/resume: keep the vocabulary the checkpoint used
+        processor = build_tokenizer_and_processor(model_args, data_args, splits.get("train"), output_dir)
+        if training_args.should_save:
+            processor.save_pretrained(output_dir)
+    model = build_model(model_args, processor, training_args)
+
+    # 5. trainer
+    trainer = DTWAlignTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits.get("train"),
+        eval_dataset=splits.get("eval"),
+        data_collator=TextCollator(processor, model_args.max_source_length, model_args.max_target_length),
+        processing_class=processor.tokenizer,
+        compute_metrics=make_compute_metrics(processor.tokenizer),
+        card_info={
+            "stage": "pretrain_mt",
+            "dataset": data_args.dataset,
+            "dataset_config": data_args.dataset_config,
+            "languages": [data_args.src_lang, data_args.tgt_lang],
+            "recipe": data_args.recipe,
+            "test_split": data_args.test_split,
+            "architecture": {
+                "d_model": model.config.d_model,
+                "layers": f"{model.config.encoder_layers}+{model.config.decoder_layers}",
+                "heads": model.config.encoder_attention_heads,
+                "ffn_dim": model.config.encoder_ffn_dim,
+                "vocab_size": model.config.vocab_size,
+            },
+        },
+    )
+
+    # 6. train (resume)
+    if training_args.do_train and "train" in splits:
+        train_result = trainer.train(resume_from_checkpoint=resume_from)
+        trainer.save_model()
+        if training_args.should_save:
+            processor.save_pretrained(output_dir)
+        trainer.log_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+
+    # 7. test-set evaluation -> results JSON;  8. card / push
+    return finish_run(trainer, splits, data_args, training_args, processor.tokenizer, counters, started, "pretrain_mt")
+
+
+if __name__ == "__main__":
+    results = main(*parse_args_and_config(make_parser()))
+    print(print_run_summary(results, "run_pretrain_mt"))
