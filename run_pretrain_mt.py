@@ -150,7 +150,11 @@ def build_model(model_args: ModelArguments, processor, training_args) -> M2M100F
 
 
 class TextCollator:
-    """Stage-1 batches: transcripts -> `input_ids`/`attention_mask`, translations -> `labels` (-100 on padding)."""
+    """Stage-1 batches: transcripts -> `input_ids`/`attention_mask`, translations -> `labels` (-100 on padding).
+
+    `decoder_input_ids` (labels shifted right behind `</s>`, fairseq's decoder start) are built here, because with
+    `label_smoothing_factor > 0` the Trainer takes the labels away from the model before its forward.
+    """
 
     def __init__(self, processor, max_source_length: int, max_target_length: int):
         self.processor = processor
@@ -163,10 +167,17 @@ class TextCollator:
         batch = self.processor(
             text=[f["transcript"] for f in features], text_target=[f["translation"] for f in features]
         )
+        labels = batch["labels"][:, : self.max_target_length]
+        tokenizer = self.processor.tokenizer
+        decoder_input_ids = labels.new_full(labels.shape, tokenizer.pad_token_id)
+        decoder_input_ids[:, 1:] = labels[:, :-1]
+        decoder_input_ids[:, 0] = tokenizer.eos_token_id
+        decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids == -100, tokenizer.pad_token_id)
         return {
             "input_ids": batch["input_ids"][:, : self.max_source_length],
             "attention_mask": batch["text_attention_mask"][:, : self.max_source_length],
-            "labels": batch["labels"][:, : self.max_target_length],
+            "labels": labels,
+            "decoder_input_ids": decoder_input_ids,
         }
 
 

@@ -93,7 +93,7 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     model config there, and the Trainer's smoother would replace the multitask loss with a plain ST loss.
     """
 
-    _tag_names: ClassVar[list[str]] = ["dtw-align", "speech-translation"]
+    _tag_names: ClassVar[list[str]] = ["dtw-align"]
     _paper: ClassVar[dict[str, str]] = PAPER
 
     def __init__(self, *args, card_info: dict[str, Any] | None = None, **kwargs):

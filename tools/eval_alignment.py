@@ -23,18 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-
-
-def token_word_index(tokens: Sequence[str]) -> list[int]:
-    """Word index of each sentencepiece token: a piece starting with `▁` opens a new word."""
-    index, word = [], -1
-    for i, piece in enumerate(tokens):
-        if piece.startswith("\u2581") or i == 0:
-            word += 1
-        index.append(word)
-    return index
 
 
 def frames_per_second(model) -> float:
@@ -90,15 +79,15 @@ def evaluate_alignment(
         accuracies are means over utterances, in [0, 1].
     """
     from dtw_align_hf.alignment import align, cosine_similarity
-    from dtw_align_hf.metrics import alignment_accuracy, words_to_token_spans
+    from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
 
     model.eval()
     cfg = model.config
     method = method or (cfg.alignment if cfg.alignment != "none" else "dtw")
     rate = frames_per_second(model)
     tokenizer = processor.tokenizer
-    per_sample: dict[str, list[float]] = {}
-    skipped, plots, scored = 0, [], 0
+    all_f2t, all_spans = [], []
+    skipped, plots = 0, []
     n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
     for start in range(0, n, batch_size):
         rows = [dataset[i] for i in range(start, min(n, start + batch_size))]
@@ -130,17 +119,15 @@ def evaluate_alignment(
             ids = batch["input_ids"][b, :n_tokens].tolist()
             tokens = tokenizer.convert_ids_to_tokens(ids)
             words = timings[row["id"]]
-            word_index = token_word_index(tokens)
-            if not bool(out.valid[b]) or word_index[-1] + 1 != len(words):
-                skipped += 1  # infeasible alignment, or the timings split the sentence into other words
+            word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
+            n_words = 1 + max((w for w in word_index if w is not None), default=-1)
+            if n_words != len(words):
+                skipped += 1  # the reference timings split the sentence into other words than the transcript
                 continue
             spans = words_to_token_spans(words, word_index, rate)
             f2t = out.frame_to_token[b, :n_frames].cpu()
-            scores = alignment_accuracy(f2t, spans)
-            for key, value in scores.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    per_sample.setdefault(key, []).append(float(value))
-            scored += 1
+            all_f2t.append(f2t.numpy())
+            all_spans.append(spans)
             if plot_dir is not None and len(plots) < num_plots:
                 from dtw_align_hf.plotting import plot_alignment
 
@@ -154,13 +141,17 @@ def evaluate_alignment(
                     str(path),
                     reference_spans=spans,
                     tokens=tokens,
-                    title=f"{row['id']} ({method}, token accuracy {scores.get('token_accuracy', float('nan')):.2f})",
+                    title=f"{row['id']} ({method})",
+                    frame_rate=rate,
                 )
                 plots.append(str(path))
-    result = {key: float(np.mean(values)) for key, values in per_sample.items()}
+    # micro-averaged over every scored token / frame (metrics.alignment_accuracy)
+    result = (
+        dict(alignment_accuracy(all_f2t, all_spans)) if all_f2t else {"token_accuracy": None, "frame_accuracy": None}
+    )
     result.update(
         {
-            "num_samples": scored,
+            "num_samples": len(all_f2t),
             "skipped": skipped,
             "method": method,
             "frames_per_second": rate,

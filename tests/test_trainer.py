@@ -1,0 +1,170 @@
+"""DTWAlignTrainer: one step per alignment x mixup with the components in log_history, gradient-accumulation scaling,
+the card hook, and the guard against the Trainer's own label smoothing."""
+
+import math
+
+import pytest
+import torch
+
+from dtw_align_hf.testing_utils import synthetic_audio
+from dtw_align_hf.trainer import LOGGED_KEYS, DTWAlignTrainer, DTWAlignTrainingArguments
+
+
+TRANSCRIPTS = ["das kleine rote haus", "ein hund", "die katze sieht den baum", "das haus"]
+TRANSLATIONS = ["the small red house", "a dog runs", "the cat sees the tree", "the house"]
+
+
+def make_examples(n=4):
+    return [
+        {
+            "id": f"utt{i}",
+            "audio": synthetic_audio(0.6 + 0.15 * i, seed=i + 1),
+            "transcript": TRANSCRIPTS[i % 4],
+            "translation": TRANSLATIONS[i % 4],
+        }
+        for i in range(n)
+    ]
+
+
+class ProcessorCollator:
+    """Minimal collator for these tests (the data package's DataCollatorSpeechTranslation is tested in test_data)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, features):
+        return dict(
+            self.processor(
+                audio=[f["audio"] for f in features],
+                sampling_rate=16000,
+                text=[f["transcript"] for f in features],
+                text_target=[f["translation"] for f in features],
+            )
+        )
+
+
+def make_args(tmp_path, **overrides):
+    kwargs = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 2,
+        "max_steps": 1,
+        "learning_rate": 1e-2,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "optim": "sgd",
+        "lr_scheduler_type": "constant",
+        "dataloader_num_workers": 0,
+        "seed": 0,
+        "do_predict": False,
+    }
+    kwargs.update(overrides)
+    return DTWAlignTrainingArguments(**kwargs)
+
+
+def train_logs(trainer):
+    return [entry for entry in trainer.state.log_history if "loss" in entry]
+
+
+COMBINATIONS = [
+    ("dtw", "interpolation"),
+    ("dtw", "discrete"),
+    ("dtw", "none"),
+    ("ot", "interpolation"),
+    ("ot", "discrete"),
+    ("ot", "none"),
+    ("none", "none"),
+]
+
+
+@pytest.mark.parametrize(("alignment", "mixup"), COMBINATIONS)
+def test_one_step_logs_components(tmp_path, make_model, tiny_processor, alignment, mixup):
+    model = make_model(alignment=alignment, mixup=mixup)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    trainer = DTWAlignTrainer(
+        model=model,
+        args=make_args(tmp_path),
+        train_dataset=make_examples(2),
+        data_collator=ProcessorCollator(tiny_processor),
+    )
+    assert trainer.loss_is_scaled_for_ga is True  # the model divides by num_items_in_batch
+    trainer.train()
+
+    changed = [n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert any(n.startswith("adapter") for n in changed)
+    assert any(n.startswith("mt.") for n in changed)
+
+    logs = train_logs(trainer)
+    assert len(logs) == 1
+    entry = logs[0]
+    assert "loss/st" in entry and "loss/mt" in entry
+    if alignment != "none":
+        for key in ("align/valid_frac", "align/frames_per_token", "align/seconds"):
+            assert key in entry and math.isfinite(entry[key])
+        assert entry["align/valid_frac"] == pytest.approx(1.0)
+    else:
+        assert not any(k.startswith("align/") for k in entry)
+    if alignment != "none" and mixup != "none":
+        assert "loss/mix" in entry and "loss/kl" in entry
+        cfg = model.config
+        total = (
+            cfg.st_weight * entry["loss/st"]
+            + cfg.mt_weight * entry["loss/mt"]
+            + cfg.mix_weight * entry["loss/mix"]
+            + cfg.kl_weight * entry["loss/kl"]
+        )
+        assert entry["loss"] == pytest.approx(total, rel=1e-4)
+    else:
+        assert "loss/mix" not in entry
+    assert {k for k in entry if "/" in k} <= set(LOGGED_KEYS)
+
+
+def test_gradient_accumulation_matches_full_batch(tmp_path, make_model, tiny_processor):
+    """bs=4 x GA=1 and bs=2 x GA=2 give the same logged loss, components and updated weights."""
+    results = []
+    for bs, ga in ((4, 1), (2, 2)):
+        model = make_model(alignment="dtw", mixup="interpolation")
+        trainer = DTWAlignTrainer(
+            model=model,
+            args=make_args(tmp_path / f"bs{bs}", per_device_train_batch_size=bs, gradient_accumulation_steps=ga),
+            train_dataset=make_examples(4),
+            data_collator=ProcessorCollator(tiny_processor),
+        )
+        # a sequential sampler so both runs see the same examples in the same order
+        sampler = torch.utils.data.SequentialSampler(trainer.train_dataset)
+        trainer._get_train_sampler = lambda *a, _s=sampler, **k: _s
+        trainer.train()
+        results.append((train_logs(trainer)[0], {n: p.detach().clone() for n, p in model.named_parameters()}))
+    (log_a, params_a), (log_b, params_b) = results
+    for key in ("loss", "loss/st", "loss/mt", "loss/mix", "loss/kl"):
+        assert log_a[key] == pytest.approx(log_b[key], rel=1e-4, abs=1e-6), key
+    for name, value in params_a.items():
+        torch.testing.assert_close(value, params_b[name], rtol=1e-4, atol=1e-6)
+
+
+def test_label_smoothing_factor_is_rejected_for_dtw_align(tmp_path, make_model, tiny_processor):
+    with pytest.raises(ValueError, match="label_smoothing_factor"):
+        DTWAlignTrainer(
+            model=make_model(),
+            args=make_args(tmp_path, label_smoothing_factor=0.1),
+            train_dataset=make_examples(2),
+            data_collator=ProcessorCollator(tiny_processor),
+        )
+
+
+def test_checkpoint_gets_model_card(tmp_path, make_model, tiny_processor):
+    args = make_args(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=args,
+        train_dataset=make_examples(2),
+        data_collator=ProcessorCollator(tiny_processor),
+        card_info={"stage": "finetune_st", "dataset": "demo", "languages": ["de", "en"]},
+    )
+    trainer.train()
+    out = tmp_path / "out"
+    for card in (out / "README.md", out / "checkpoint-2" / "README.md"):
+        text = card.read_text()
+        assert "DTW-Align" in text and "Alignment method: **dtw**" in text and "2509.18987" in text
