@@ -8,12 +8,14 @@ metadata so the Hub shows them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 TEMPLATES = {"finetune_st": "dtw_align_st.md", "pretrain_mt": "mt_pretrain.md"}
 
@@ -105,7 +107,10 @@ def render_model_card(
                         metric_config=results.get(f"{metric}_signature"),
                     )
                 )
-    base_models = [m for m in info.get("base_models") or [] if m and not Path(str(m)).exists()]
+    # Hub ids only ("org/name", not a local folder) go into `base_model`; every source is listed in the text.
+    base_models = [
+        m for m in info.get("base_models") or [] if m and _HUB_ID.fullmatch(str(m)) and not Path(str(m)).exists()
+    ]
     card_data = ModelCardData(
         model_name=model_name,
         language=languages or None,

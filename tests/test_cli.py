@@ -1,0 +1,90 @@
+"""parse_args_and_config: recipe values as defaults, command line wins, unknown keys are errors."""
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from transformers import HfArgumentParser
+
+from dtw_align_hf.cli import check_config_keys, load_config_file, parse_args_and_config
+
+
+@dataclass
+class ModelArgs:
+    mt_model_name_or_path: str = field(metadata={"help": "required: no default"})
+    d_model: int = 512
+    freeze: bool = True
+
+
+@dataclass
+class AlignArgs:
+    alignment: str | None = None
+    kl_weight: float | None = None
+    recipe: str | None = None
+
+
+def parser():
+    return HfArgumentParser((ModelArgs, AlignArgs))
+
+
+def write(tmp_path, text, name="recipe.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_recipe_values_become_defaults_and_cli_wins(tmp_path):
+    recipe = write(tmp_path, "mt_model_name_or_path: runs/mt\nd_model: 64\nalignment: dtw\nkl_weight: 2.0\n")
+    model, align = parse_args_and_config(parser(), ["--config", recipe, "--alignment", "ot", "--d_model", "128"])
+    assert model.mt_model_name_or_path == "runs/mt"  # a required field supplied by the recipe
+    assert model.d_model == 128 and align.alignment == "ot"  # command line wins
+    assert align.kl_weight == 2.0  # recipe value kept
+    assert align.recipe == recipe  # the recipe path is recorded for the card
+
+
+def test_config_order_independent_and_json(tmp_path):
+    recipe = write(tmp_path, json.dumps({"mt_model_name_or_path": "x", "freeze": False}), "recipe.json")
+    model, _ = parse_args_and_config(parser(), ["--d_model", "32", "--config", recipe])
+    assert model.d_model == 32 and model.freeze is False
+
+
+def test_yaml_exponent_strings_are_converted(tmp_path):
+    # PyYAML reads "1e-4" (no dot) as a string; argparse converts string defaults with the field type.
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nkl_weight: 1e-4\n")
+    _, align = parse_args_and_config(parser(), ["--config", recipe])
+    assert align.kl_weight == pytest.approx(1e-4)
+
+
+def test_unknown_key_is_an_error_with_suggestion(tmp_path):
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nkl_wieght: 2.0\nnot_a_field: 1\n")
+    with pytest.raises(ValueError, match=r"kl_wieght.*did you mean 'kl_weight'") as err:
+        parse_args_and_config(parser(), ["--config", recipe])
+    assert "not_a_field" in str(err.value)
+
+
+def test_unknown_command_line_flag_is_an_error(tmp_path):
+    recipe = write(tmp_path, "mt_model_name_or_path: x\n")
+    with pytest.raises((SystemExit, ValueError)):
+        parse_args_and_config(parser(), ["--config", recipe, "--no_such_flag", "1"])
+
+
+def test_missing_required_without_recipe_fails():
+    with pytest.raises(SystemExit):
+        parse_args_and_config(parser(), [])
+
+
+def test_python_overrides_dict(tmp_path):
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nd_model: 64\n")
+    model, _ = parse_args_and_config(parser(), ["--config", recipe], config={"d_model": 16})
+    assert model.d_model == 16
+    with pytest.raises(ValueError, match="bogus"):
+        parse_args_and_config(parser(), ["--config", recipe], config={"bogus": 1})
+
+
+def test_load_config_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_config_file(tmp_path / "missing.yaml")
+    with pytest.raises(TypeError):
+        load_config_file(write(tmp_path, "- a\n- b\n"))
+    assert load_config_file(write(tmp_path, "")) == {}
+    check_config_keys({"d_model": 1}, parser())
