@@ -25,6 +25,7 @@ nearest neighbour; `"nn"`, each frame's most similar token; `"uniform"`, length-
 without a frame or go backwards; `AlignmentOutput.token_coverage` and `.monotonic` report it.
 """
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,6 +140,13 @@ def _lengths_from_mask(mask: torch.Tensor | None, name: str, batch: int, size: i
     return lengths.long()
 
 
+def _autocast_disabled(device: torch.device):
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except (RuntimeError, ValueError):  # a device type without autocast support
+        return contextlib.nullcontext()
+
+
 def cosine_similarity(
     speech: torch.Tensor,
     text: torch.Tensor,
@@ -166,7 +174,8 @@ def cosine_similarity(
     M = text.shape[1]
     f = speech.float()
     e = torch.nn.functional.normalize(text.float(), dim=-1, eps=eps)
-    sim = torch.bmm(f, e.transpose(1, 2))
+    with _autocast_disabled(speech.device):  # under mixed precision, autocast would run the bmm in fp16/bf16
+        sim = torch.bmm(f, e.transpose(1, 2))
     inv = torch.linalg.vector_norm(f, dim=-1).clamp_min_(eps).reciprocal_()
     sim.mul_(inv.unsqueeze(-1))
     if speech_mask is not None:

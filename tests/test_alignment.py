@@ -277,6 +277,16 @@ def test_half_precision_inputs(dtype, backend):
     assert out.valid.all()
 
 
+def test_similarity_stays_float32_under_autocast():
+    speech, text = torch.randn(2, 20, 16), torch.randn(2, 5, 16)
+    ref = cosine_similarity(speech, text)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        S = cosine_similarity(speech, text)
+        out = align(speech, text)
+    assert S.dtype == torch.float32 and torch.equal(S, ref)
+    assert torch.equal(out.frame_to_token, align(speech, text).frame_to_token)
+
+
 def test_zero_vectors_do_not_give_nan():
     speech, text = torch.randn(2, 6, 4), torch.randn(2, 3, 4)
     speech[0, 2] = 0
