@@ -217,6 +217,24 @@ class DTWAlignConfig(PreTrainedConfig):
                 setattr(self, name, getattr(self.text_config, name, None))
         self.validate_dtw_align()
 
+    def update_dtw_align(self, **overrides) -> None:
+        """Change DTW-Align settings of an existing config (e.g. one loaded with a checkpoint), presets included.
+
+        `preset` is applied first (it resets every preset field), then the other overrides; the result is validated.
+        Setting attributes one by one would skip both the preset expansion and the validation.
+        """
+        preset = overrides.pop("preset", None)
+        if preset is not None:
+            _check_choice("preset", preset, PRESETS)
+            self.preset = preset
+            for name, value in PRESET_VALUES[preset].items():
+                setattr(self, name, value)
+        for name, value in overrides.items():
+            if not hasattr(self, name):
+                raise ValueError(f"`{name}` is not a DTWAlignConfig field.")
+            setattr(self, name, value)
+        self.validate_dtw_align()
+
     def validate_dtw_align(self) -> None:
         """Check every DTW-Align choice; raise a `ValueError` that lists the allowed values."""
         _check_choice("alignment", self.alignment, ALIGNMENTS)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 from transformers.utils import logging
 
@@ -89,7 +90,9 @@ class DTWAlignConvAdapter(nn.Module):
         for i in range(config.adapter_num_layers):
             last = i == config.adapter_num_layers - 1
             out_ch = (2 * out_width if glu else out_width) if last else hidden
-            self.convs.append(nn.Conv1d(in_ch, out_ch, self.kernel_size, self.stride, padding=self.kernel_size // 2))
+            conv = nn.Conv1d(in_ch, out_ch, self.kernel_size, self.stride, padding=self.kernel_size // 2)
+            conv._is_dtw_align_adapter = True  # read by DTWAlignPreTrainedModel._init_weights
+            self.convs.append(conv)
             in_ch = hidden // 2 if glu else hidden
         self.layer_norm = nn.LayerNorm(out_width) if config.adapter_layer_norm else None
 
@@ -149,15 +152,14 @@ class DTWAlignPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
 
     def _init_weights(self, module):
+        if isinstance(module, nn.Conv1d) and getattr(module, "_is_dtw_align_adapter", False):
+            # PyTorch's default conv init (fan-in scaled, as fairseq's Conv1dSubsampler gets): the generic normal(0,
+            # 0.02) would make the adapter output of a 768 x 5 fan-in tiny next to the text embeddings.
+            bound = 1.0 / (module.in_channels * module.kernel_size[0]) ** 0.5
+            init.kaiming_uniform_(module.weight, a=5**0.5)
+            init.uniform_(module.bias, -bound, bound)
+            return
         super()._init_weights(module)
-        if isinstance(module, DTWAlignConvAdapter):
-            # PyTorch's default conv init (fan-in scaled): the generic std 0.02 would shrink a 768*5 fan-in to noise.
-            from transformers import initialization as init
-
-            for conv in module.convs:
-                init.kaiming_uniform_(conv.weight, a=5**0.5)
-                bound = 1.0 / (conv.in_channels * conv.kernel_size[0]) ** 0.5
-                init.uniform_(conv.bias, -bound, bound)
 
 
 class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
@@ -354,10 +356,14 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
     def _min_audio_samples(self) -> int:
         """Fewest samples that give one adapter frame (400 samples = 25 ms for HuBERT/wav2vec 2.0)."""
         if not hasattr(self, "_min_samples_cache"):
-            n = 1
-            while n < 100_000 and self._speech_frame_lengths(torch.tensor([n])).item() < 1:
-                n += 1
-            self._min_samples_cache = n
+            low, high = 1, 1 << 20  # frame counts grow with the sample count: binary search the first n with >= 1
+            while low < high:
+                mid = (low + high) // 2
+                if self._speech_frame_lengths(torch.tensor([mid])).item() >= 1:
+                    high = mid
+                else:
+                    low = mid + 1
+            self._min_samples_cache = low
         return self._min_samples_cache
 
     def _speech_frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
@@ -628,6 +634,38 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         return out
 
     # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def generate(self, input_values: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs):
+        """Translate speech (beam search, forced target-language token, ... as `GenerationMixin.generate`).
+
+        Args:
+            input_values (`torch.Tensor` of shape `(B, T)`): 16 kHz mono audio; `attention_mask` (B, T) marks samples.
+            **kwargs: generation arguments (`num_beams`, `max_new_tokens`, `forced_bos_token_id` from
+                `processor.generation_kwargs()`, ...). A whole training batch may be passed: its transcript
+                (`input_ids`, `text_attention_mask`) and `labels` are ignored, because `GenerationMixin` would read
+                `input_ids` as a decoder prompt (this is what `Seq2SeqTrainer(predict_with_generate=True)` sends).
+
+        Without audio, `generate(input_ids=..., attention_mask=...)` translates text through the MT path (same as
+        [`~DTWAlignForSpeechTranslation.generate_from_text`]).
+
+        Returns:
+            `torch.Tensor` of shape `(B, L)` (or a `GenerateOutput` with `return_dict_in_generate=True`), starting
+            with `decoder_start_token_id`.
+        """
+        if input_values is None:
+            input_values = kwargs.pop("inputs", None)
+        if input_values is None and kwargs.get("encoder_outputs") is None and kwargs.get("input_ids") is not None:
+            text_mask = kwargs.pop("text_attention_mask", None)
+            text_mask = attention_mask if text_mask is None else text_mask
+            kwargs.pop("labels", None)
+            return self.generate_from_text(kwargs.pop("input_ids"), text_mask, **kwargs)
+        for key in ("input_ids", "text_attention_mask", "labels"):
+            kwargs.pop(key, None)
+        sampling_rate = kwargs.pop("sampling_rate", None)
+        if sampling_rate is not None and input_values is not None:
+            self._check_audio(input_values, attention_mask, sampling_rate)
+        return super().generate(input_values, attention_mask=attention_mask, **kwargs)
 
     @torch.no_grad()
     def generate_from_text(

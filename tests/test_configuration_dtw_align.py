@@ -117,3 +117,18 @@ def test_uses_mixup():
     assert DTWAlignConfig().uses_mixup
     assert not DTWAlignConfig(alignment="none").uses_mixup
     assert not DTWAlignConfig(mixup="none").uses_mixup
+
+
+def test_update_dtw_align_applies_presets_then_overrides():
+    config = DTWAlignConfig()
+    config.update_dtw_align(preset="cmot", kl_weight=4.0)
+    assert (config.alignment, config.mix_position, config.mix_weight, config.kl_weight) == (
+        "cmot",
+        "encoder_output",
+        0.0,
+        4.0,
+    )
+    with pytest.raises(ValueError, match="choose one of"):
+        config.update_dtw_align(mixup="cutmix")
+    with pytest.raises(ValueError, match="not a DTWAlignConfig field"):
+        config.update_dtw_align(mixup_probability=0.3)

@@ -293,6 +293,25 @@ def test_generate_from_text_uses_the_mt_path(make_model, make_batch, tiny_mt_dir
     assert ours.tolist() == theirs.tolist()
 
 
+def test_generate_ignores_the_transcript_and_labels_of_a_training_batch(make_model, make_batch):
+    # Seq2SeqTrainer(predict_with_generate=True) passes the whole batch; GenerationMixin alone would take the
+    # transcript `input_ids` as a decoder prompt.
+    model, batch = make_model(), make_batch()
+    reference = model.generate(batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=6)
+    assert model.generate(**batch, max_new_tokens=6).tolist() == reference.tolist()
+    assert (
+        model.generate(inputs=batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=6).tolist()
+        == reference.tolist()
+    )
+
+
+def test_generate_with_only_text_uses_the_mt_path(make_model, make_batch):
+    model, batch = make_model(), make_batch()
+    expected = model.generate_from_text(batch["input_ids"], batch["text_attention_mask"], max_new_tokens=5)
+    got = model.generate(input_ids=batch["input_ids"], attention_mask=batch["text_attention_mask"], max_new_tokens=5)
+    assert got.tolist() == expected.tolist()
+
+
 def test_generate_cache_equals_no_cache(make_model, make_batch):
     model, batch = make_model(), make_batch()
     a = model.generate(batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=6, use_cache=True)
@@ -410,3 +429,22 @@ def test_plain_st_training_is_allowed_without_transcript(make_model, make_batch)
 
 def test_synthetic_audio_is_deterministic():
     assert (synthetic_audio(0.2, seed=4) == synthetic_audio(0.2, seed=4)).all()
+
+
+def test_build_from_config_alone(make_batch):
+    from dtw_align_hf.testing_utils import tiny_speech_config, tiny_text_config
+
+    config = DTWAlignConfig(
+        speech_config=tiny_speech_config().to_dict(),
+        text_config=tiny_text_config().to_dict(),
+        adapter_hidden_size=32,
+        alignment_backend="torch",
+    )
+    model = DTWAlignForSpeechTranslation(config)
+    conv = model.adapter.convs[0]
+    # PyTorch's fan-in scaled default, not the generic normal(0, 0.02)
+    expected_std = (1 / 3) ** 0.5 / (conv.in_channels * conv.kernel_size[0]) ** 0.5
+    assert abs(conv.weight.std().item() - expected_std) / expected_std < 0.2
+    model.train()
+    out = model(**make_batch())
+    assert torch.isfinite(out.loss)
