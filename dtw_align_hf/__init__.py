@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from .alignment import AlignmentOutput, align
 from .configuration_dtw_align import DTWAlignConfig
+from .metrics import alignment_accuracy, translation_metrics
 from .modeling_dtw_align import (
     DTWAlignConvAdapter,
     DTWAlignEncoderOutput,
@@ -16,6 +17,7 @@ from .modeling_dtw_align import (
     DTWAlignPreTrainedModel,
     DTWAlignSeq2SeqLMOutput,
 )
+from .plotting import plot_alignment
 from .processing_dtw_align import DTWAlignProcessor, train_sentencepiece
 
 
@@ -38,5 +40,8 @@ __all__ = [
     "DTWAlignProcessor",
     "DTWAlignSeq2SeqLMOutput",
     "align",
+    "alignment_accuracy",
+    "plot_alignment",
     "train_sentencepiece",
+    "translation_metrics",
 ]
