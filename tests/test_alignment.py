@@ -175,7 +175,12 @@ def test_matches_librosa_dtw_with_equivalent_step_pattern():
 
 
 @require_numba
-def test_numba_agrees_with_torch_path_for_path():
+@pytest.mark.parametrize("parallel", [False, True])
+def test_numba_agrees_with_torch_path_for_path(parallel, monkeypatch):
+    from dtw_align_hf import alignment_numba
+
+    # the serial and the prange-parallel compilation of the kernel (chosen by batch size) must both agree
+    monkeypatch.setattr(alignment_numba, "PARALLEL_MIN_CELLS", 0 if parallel else 1 << 62)
     rng = random.Random(4)
     for i in range(80):
         speech, text, sm, tm, sim = random_batch(rng, max_n=50, integer=i % 2 == 0)
