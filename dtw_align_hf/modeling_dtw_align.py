@@ -402,6 +402,10 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         Returns:
             `(speech_embeds, frame_mask)`: `(B, N, D)` adapter outputs (N = T / 320 / 4 for HuBERT: 80 ms frames) and
             the `(B, N)` long mask of real frames.
+
+        The sample mask goes to the speech encoder, as fairseq/CMOT pass their padding mask. Checkpoints with
+        `feat_extract_norm="group"` (HuBERT base) normalise their first conv over the padded length, so their
+        outputs still shift slightly with padding; `"layer"` checkpoints (large models) are padding-exact.
         """
         sample_lengths = self._audio_lengths(input_values, attention_mask)
         hidden = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
@@ -415,6 +419,9 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
     ) -> DTWAlignEncoderOutput:
         """Audio -> translation-encoder states, with the frame mask (what `generate` calls through `get_encoder`)."""
         self._check_audio(input_values, attention_mask, sampling_rate)
+        return self._encode_speech(input_values, attention_mask)
+
+    def _encode_speech(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> DTWAlignEncoderOutput:
         speech_embeds, frame_mask = self.speech_embeddings(input_values, attention_mask)
         encoded = self.mt.get_encoder()(inputs_embeds=speech_embeds, attention_mask=frame_mask)
         return DTWAlignEncoderOutput(
@@ -505,14 +512,16 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 "Pass `labels` (training/evaluation) or `decoder_input_ids`; to translate use `generate`."
             )
         text_mask = self._check_text(input_ids, text_attention_mask) if multitask else None
+        precomputed = encoder_outputs is not None and getattr(encoder_outputs, "speech_embeds", None) is None
+        if multitask and cfg.alignment != "none" and precomputed:
+            raise ValueError(
+                "Alignment needs the speech embeddings: pass `input_values` instead of precomputed "
+                "`encoder_outputs` in training, or use `encoder_outputs` from `model.get_encoder()`."
+            )
 
         # ---- ST pass
         if encoder_outputs is None:
-            speech_embeds, frame_mask = self.speech_embeddings(input_values, attention_mask)
-            encoded = self.mt.get_encoder()(inputs_embeds=speech_embeds, attention_mask=frame_mask)
-            encoder_outputs = DTWAlignEncoderOutput(
-                last_hidden_state=encoded.last_hidden_state, attention_mask=frame_mask, speech_embeds=speech_embeds
-            )
+            encoder_outputs = self._encode_speech(input_values, attention_mask)
         elif not isinstance(encoder_outputs, DTWAlignEncoderOutput):
             states = (
                 encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else encoder_outputs.last_hidden_state

@@ -154,6 +154,33 @@ class DTWAlignProcessor(ProcessorMixin):
         self.max_source_seconds = max_source_seconds
         self.transcript_eos = transcript_eos
 
+    @classmethod
+    def from_pretrained_parts(
+        cls, speech_encoder_name_or_path: str, tokenizer_name_or_path: str, **processor_kwargs
+    ) -> "DTWAlignProcessor":
+        """The speech encoder's own feature extractor (its normalisation setting) + the stage-1 tokenizer.
+
+        Args:
+            speech_encoder_name_or_path (`str`): Hub id or folder of the speech encoder (e.g.
+                `"facebook/hubert-base-ls960"`). Its `preprocessor_config.json` is used when it has one (with
+                `return_attention_mask=True` forced: DTW needs per-utterance lengths), else `make_feature_extractor()`.
+            tokenizer_name_or_path (`str`): folder of the stage-1 MT model or tokenizer (loaded with `AutoTokenizer`).
+            **processor_kwargs: `tgt_lang`, `max_source_seconds`, `transcript_eos`.
+        """
+        from transformers import AutoFeatureExtractor, AutoTokenizer
+
+        try:
+            feature_extractor = AutoFeatureExtractor.from_pretrained(speech_encoder_name_or_path)
+        except (OSError, ValueError):
+            logger.warning(
+                f"No feature-extractor config in {speech_encoder_name_or_path}; using a 16 kHz "
+                "Wav2Vec2FeatureExtractor with do_normalize=True."
+            )
+            feature_extractor = make_feature_extractor()
+        feature_extractor.return_attention_mask = True
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path)
+        return cls(feature_extractor, tokenizer, **processor_kwargs)
+
     @property
     def sampling_rate(self) -> int:
         return self.feature_extractor.sampling_rate

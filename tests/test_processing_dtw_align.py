@@ -93,3 +93,13 @@ def test_empty_transcript_raises(tiny_processor):
         tiny_processor(text=["das haus", ""])
     with pytest.raises(ValueError, match="audio"):
         tiny_processor()
+
+
+def test_from_pretrained_parts(tiny_speech_encoder_dir, tiny_mt_dir, tmp_path):
+    processor = DTWAlignProcessor.from_pretrained_parts(str(tiny_speech_encoder_dir), str(tiny_mt_dir), tgt_lang="en")
+    assert processor.feature_extractor.return_attention_mask
+    assert processor.tgt_lang == "en" and len(processor.tokenizer) > 50
+    # a folder without a feature-extractor config falls back to the default one
+    (tmp_path / "config.json").write_text((tiny_speech_encoder_dir / "config.json").read_text())
+    fallback = DTWAlignProcessor.from_pretrained_parts(str(tmp_path), str(tiny_mt_dir))
+    assert fallback.feature_extractor.sampling_rate == 16000 and fallback.feature_extractor.do_normalize
