@@ -408,6 +408,8 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         outputs still shift slightly with padding; `"layer"` checkpoints (large models) are padding-exact.
         """
         sample_lengths = self._audio_lengths(input_values, attention_mask)
+        # The processor returns float32; a model loaded with `dtype=torch.bfloat16` needs its own dtype at the input.
+        input_values = input_values.to(self.speech_encoder.dtype)
         hidden = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
         encoder_lengths = self.speech_encoder._get_feat_extract_output_lengths(sample_lengths).long()
         speech_embeds, lengths = self.adapter(hidden, encoder_lengths)

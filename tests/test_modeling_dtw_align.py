@@ -485,3 +485,16 @@ def test_training_with_precomputed_encoder_outputs_is_refused(make_model, make_b
     model.train()
     with pytest.raises(ValueError, match="speech embeddings"):
         model(**batch, encoder_outputs=encoder_outputs)
+
+
+def test_bfloat16_weights_take_float32_audio(make_model, make_batch, tmp_path):
+    make_model().save_pretrained(tmp_path)
+    model = DTWAlignForSpeechTranslation.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    batch = make_batch()
+    assert (
+        model.generate(batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=3).shape[0] == 2
+    )
+    model.train()
+    out = model(**batch)
+    out.loss.backward()
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
