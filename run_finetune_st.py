@@ -206,6 +206,40 @@ def _add_lora(model, model_args: ModelArguments):
     return model
 
 
+class SpeechTranslationCollator:
+    """Checks audio with the processor, encodes text with the processor's conventions, pads with the data package.
+
+    The processor rejects bad audio (empty, NaN, stereo, too long) with a `ValueError` that `BadSampleFilter` turns
+    into a skipped, counted sample; transcripts and translations are encoded exactly as at inference
+    (`encode_transcripts` / `encode_translations`: target-language token and `</s>`), and
+    `DataCollatorSpeechTranslation` pads everything (labels with -100).
+    """
+
+    def __init__(self, processor):
+        from dtw_align_hf.data import DataCollatorSpeechTranslation
+
+        self.processor = processor
+        self.pad = DataCollatorSpeechTranslation(
+            tokenizer=processor.tokenizer,
+            feature_extractor=processor.feature_extractor,
+            sampling_rate=processor.sampling_rate,
+        )
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        processor, ready = self.processor, []
+        for f in features:
+            audio = processor.check_audio(f["audio"], f.get("sampling_rate", processor.sampling_rate))[0]
+            ready.append(
+                {
+                    "id": f.get("id"),
+                    "audio": audio,
+                    "input_ids": processor.encode_transcripts(f["transcript"])[0],
+                    "labels": processor.encode_translations(f["translation"])[0],
+                }
+            )
+        return self.pad(ready)
+
+
 def main(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -214,7 +248,6 @@ def main(
 ) -> dict[str, Any]:
     """Run stage 2 and return the test-set results (also written to `output_dir/results.json`)."""
     from dtw_align_hf import DTWAlignProcessor
-    from dtw_align_hf.data import DataCollatorSpeechTranslation
 
     # 1. logging per rank
     setup_logging(training_args)
@@ -225,7 +258,7 @@ def main(
     resume_from = resolve_resume(training_args)
 
     # 3. data (bad samples are skipped and counted by the loaders and the collator filter)
-    splits, counters = load_splits(data_args, decode_audio=True)
+    splits, counters = load_splits(data_args, decode_audio=True, training_args=training_args)
 
     # 4. processor + model
     processor_path = (
@@ -233,7 +266,7 @@ def main(
     )
     processor = DTWAlignProcessor.from_pretrained(processor_path)
     model = build_model(model_args, align_args, training_args)
-    collator = BadSampleFilter(DataCollatorSpeechTranslation(processor=processor), counters)
+    collator = BadSampleFilter(SpeechTranslationCollator(processor), counters)
 
     # 5. trainer
     tokenizer = processor.tokenizer
@@ -277,7 +310,7 @@ def main(
     )
 
 
-def card_info(model_args, data_args, training_args, stage: str) -> dict[str, Any]:
+def card_info(model_args: ModelArguments, data_args: DataArguments, training_args, stage: str) -> dict[str, Any]:
     return {
         "stage": stage,
         "dataset": data_args.dataset,
@@ -286,8 +319,11 @@ def card_info(model_args, data_args, training_args, stage: str) -> dict[str, Any
         "recipe": data_args.recipe,
         "command": " ".join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
         "base_models": [
-            getattr(model_args, "speech_encoder_name_or_path", None),
-            getattr(model_args, "mt_model_name_or_path", None),
+            model_args.model_name_or_path,
+            "a randomly initialised speech encoder (speech_encoder_config)"
+            if model_args.speech_encoder_config is not None
+            else model_args.speech_encoder_name_or_path,
+            model_args.mt_model_name_or_path,
         ],
         "test_split": data_args.test_split,
         "train_hours": data_args.train_hours,

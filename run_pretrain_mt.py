@@ -194,7 +194,7 @@ def main(
     resume_from = resolve_resume(training_args)
 
     # 3. data: text columns only, no audio is decoded
-    splits, counters = load_splits(data_args, decode_audio=False)
+    splits, counters = load_splits(data_args, decode_audio=False, training_args=training_args)
 
     # 4. tokenizer/processor + model (the main process trains the sentencepiece model; the others then load it)
     output_dir = training_args.output_dir

@@ -170,6 +170,10 @@ class DataArguments:
     demo_eval_size: int = field(default=100, metadata={"help": "demo: dev utterances."})
     demo_test_size: int = field(default=100, metadata={"help": "demo: test utterances."})
     demo_seed: int = field(default=0, metadata={"help": "demo: corpus seed (voices, rates, split)."})
+    subset_seed: int = field(default=0, metadata={"help": "Seed of the train_hours subset."})
+    streaming: bool = field(
+        default=True, metadata={"help": "covost2: stream from the parquet mirror (IterableDataset)."}
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where corpora and downloads are cached."})
     recipe: str | None = field(default=None, metadata={"help": "Filled from --config (recorded in the card)."})
 
@@ -191,8 +195,9 @@ def _audio_options(data_args: DataArguments):
     return AudioOptions(max_duration=data_args.max_duration, min_duration=data_args.min_duration)
 
 
-def _load_split(data_args: DataArguments, split: str, role: str):
-    """One split in the CONTRACTS example schema with `audio` left as a path (decoded later by `SafeAudioDecoder`)."""
+def _load_split(data_args: DataArguments, split: str, role: str, counter):
+    """One split in the CONTRACTS example schema. Map-style loaders keep `audio` as a path (decoded later by
+    `SafeAudioDecoder`); CoVoST 2 streams decoded examples (`datasets.IterableDataset`) unless `streaming=False`."""
     name = data_args.dataset
     options = _audio_options(data_args)
     if name == "demo":
@@ -214,43 +219,65 @@ def _load_split(data_args: DataArguments, split: str, role: str):
         if path is None:
             return None
         return load_manifest(
-            path, src_lang=data_args.src_lang, tgt_lang=data_args.tgt_lang, options=options, decode=False
+            path,
+            src_lang=data_args.src_lang,
+            tgt_lang=data_args.tgt_lang,
+            options=options,
+            decode=False,
+            counter=counter,
         )
-    from . import data as data_pkg
+    if name == "must_c":
+        from .data.must_c import load_must_c
 
-    loader = getattr(data_pkg, f"load_{name}", None)
-    if loader is None:
-        raise ImportError(
-            f"dtw_align_hf.data has no load_{name}(); the {name} loader is not available in this version."
+        if not data_args.data_dir:
+            raise ValueError("dataset='must_c' needs --data_dir (the MuST-C release root, holding en-de/data/...).")
+        return load_must_c(
+            data_args.data_dir,
+            split,
+            data_args.src_lang or "en",
+            data_args.tgt_lang or "de",
+            options=options,
+            decode=False,
+            counter=counter,
         )
-    return loader(
-        split,
-        config=data_args.dataset_config,
-        data_dir=data_args.data_dir,
-        cache_dir=data_args.cache_dir,
-        options=options,
-        decode=False,
-    )
+    if name == "covost2":
+        from .data.covost2 import load_covost2
+
+        config = data_args.dataset_config or f"{data_args.src_lang}_{data_args.tgt_lang}"
+        data_files = None
+        if data_args.data_dir:  # a local copy of the parquet mirror: <data_dir>/<config>/<split>-*.parquet
+            data_files = str(Path(data_args.data_dir) / config / f"{split}-*.parquet")
+        kwargs = {"cache_dir": data_args.cache_dir} if data_args.cache_dir else {}
+        return load_covost2(
+            config,
+            split,
+            data_files=data_files,
+            streaming=data_args.streaming,
+            options=options,
+            counter=counter,
+            **kwargs,
+        )
+    raise ValueError(f"dataset={name!r} is not supported; choose one of {', '.join(DATASETS)}.")
 
 
-def _take_hours(ds, hours: float):
-    """The first utterances (in corpus order) adding up to `hours` of audio (the paper's low-resource subsets)."""
-    durations = ds["duration"]
-    total, keep = 0.0, 0
-    for keep, seconds in enumerate(durations, start=1):  # noqa: B007 - keep is the count after the loop
-        total += float(seconds)
-        if total >= hours * 3600:
-            break
-    return ds.select(range(keep))
+def is_streamed(dataset) -> bool:
+    import datasets
+
+    return isinstance(dataset, datasets.IterableDataset)
 
 
-def load_splits(data_args: DataArguments, decode_audio: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_splits(
+    data_args: DataArguments, decode_audio: bool = True, training_args=None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load train/eval/test; return `({"train"|"eval"|"test": dataset}, {role: BadRecordCounter})`.
 
-    With `decode_audio`, audio is decoded on access by `SafeAudioDecoder`: an utterance that fails to decode
-    becomes `audio=None`, is counted, and `BadSampleFilter` drops it from its batch, so one bad file never ends a
-    long run. Without it (stage 1), only the text columns are kept.
+    With `decode_audio`, map-style audio is decoded on access by `SafeAudioDecoder`: an utterance that fails to
+    decode becomes `audio=None`, is counted, and `BadSampleFilter` drops it from its batch, so one bad file never
+    ends a long run (streamed loaders skip and count bad records themselves). Without it (stage 1), only the text
+    columns are kept. `train_hours` takes a seeded subset of that many hours (`data.subset.subset_by_hours`).
+    Streamed training data is split between processes and the Trainer is told not to dispatch batches (hf.md 3.8).
     """
+    from .data.subset import subset_by_hours
     from .data.validation import BadRecordCounter
 
     if data_args.dataset == "demo":
@@ -266,19 +293,30 @@ def load_splits(data_args: DataArguments, decode_audio: bool = True) -> tuple[di
     for role, split in names.items():
         if split is None:
             continue
-        ds = _load_split(data_args, split, role)
-        if ds is None:
-            continue
-        if role == "train" and data_args.train_hours is not None:
-            ds = _take_hours(ds, data_args.train_hours)
-        if limits[role] is not None:
-            ds = ds.select(range(min(limits[role], len(ds))))
         counters[role] = BadRecordCounter(f"{data_args.dataset}/{split}")
-        if decode_audio:
+        ds = _load_split(data_args, split, role, counters[role])
+        if ds is None:
+            del counters[role]
+            continue
+        streamed = is_streamed(ds)
+        if role == "train" and data_args.train_hours is not None:
+            ds = subset_by_hours(ds, data_args.train_hours, seed=data_args.subset_seed, language_key=None)
+        if limits[role] is not None:
+            ds = ds.take(limits[role]) if streamed else ds.select(range(min(limits[role], len(ds))))
+        if not decode_audio:
+            columns = [c for c in ("id", "transcript", "translation") if c in (ds.column_names or [])]
+            ds = ds.select_columns(columns) if columns else ds
+        elif not streamed:
             ds = ds.with_transform(SafeAudioDecoder(_audio_options(data_args), counters[role]))
-        else:
-            ds = ds.select_columns([c for c in ("id", "transcript", "translation") if c in ds.column_names])
         splits[role] = ds
+    if training_args is not None and "train" in splits and is_streamed(splits["train"]):
+        if training_args.world_size > 1:
+            from datasets.distributed import split_dataset_by_node
+
+            splits["train"] = split_dataset_by_node(
+                splits["train"], rank=training_args.process_index, world_size=training_args.world_size
+            )
+        training_args.accelerator_config.dispatch_batches = False
     return splits, counters
 
 
@@ -398,10 +436,13 @@ def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:
     preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
-    refs = [str(r).strip() for r in test_dataset["translation"]]
+    refs = [] if is_streamed(test_dataset) else [str(r).strip() for r in test_dataset["translation"]]
     if len(refs) != len(hyps):
-        # Some test utterances were dropped as bad samples: score against the references that travelled with them.
-        logger.warning(f"{len(refs) - len(hyps)} test utterances were skipped; scoring the remaining {len(hyps)}.")
+        # A stream has no random access, or some test utterances were dropped as bad samples: score against the
+        # references that travelled with the batches (detokenised labels: the sentencepiece round trip of the
+        # reference, as fairseq's scorer does).
+        if refs:
+            logger.warning(f"{len(refs) - len(hyps)} test utterances were skipped; scoring the remaining {len(hyps)}.")
         labels = np.where(output.label_ids != -100, output.label_ids, pad)
         refs = [r.strip() for r in tokenizer.batch_decode(labels, skip_special_tokens=True)]
     scores = translation_metrics(hyps, refs)
@@ -462,8 +503,9 @@ def finish_run(
                     paths["plots"] = (
                         alignment[key] if isinstance(alignment[key], str) else str(Path(alignment[key][0]).parent)
                     )
-    results["skipped"] = {role: counter.summary() for role, counter in counters.items()}
+    results["skipped"] = {role: counter.skipped for role, counter in counters.items()}
     results["wall_time_seconds"] = round(time.time() - started, 1)
+    results["world_size"] = training_args.world_size
     results["paths"] = paths
 
     card_results = dict(results.get("test") or {})
@@ -474,7 +516,9 @@ def finish_run(
         {
             "results": card_results,
             "skipped": sum(c.skipped for c in counters.values()),
-            "num_train_samples": len(splits["train"]) if "train" in splits else None,
+            "num_train_samples": len(splits["train"])
+            if "train" in splits and not is_streamed(splits["train"])
+            else None,
             "wall_time": f"{results['wall_time_seconds'] / 60:.1f} min",
         }
     )

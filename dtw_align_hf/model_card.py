@@ -37,13 +37,16 @@ def _config_summary(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
     fields = (
+        "preset",
         "alignment",
         "alignment_backend",
+        "alignment_window",
         "mixup",
         "mixup_level",
         "mix_position",
-        "mixup_lambda",
-        "mixup_prob",
+        "mixup_ratio",
+        "mixup_ratio_schedule",
+        "discrete_mixup_prob",
         "st_weight",
         "mt_weight",
         "mix_weight",

@@ -1,0 +1,186 @@
+"""Recipes: every YAML parses into the run scripts' dataclasses and says what it reproduces; the accelerate configs
+load; the demo recipes train both stages end to end (tiny overrides), the loss goes down, and the result reloads
+with from_pretrained and translates."""
+
+import dataclasses
+import importlib
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dtw_align_hf import DTWAlignConfig
+from dtw_align_hf.cli import parse_args_and_config
+
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
+ACCELERATE = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
+run_pretrain_mt = importlib.import_module("run_pretrain_mt")
+run_finetune_st = importlib.import_module("run_finetune_st")
+
+
+def module_for(recipe: Path):
+    return run_pretrain_mt if recipe.name.startswith("pretrain_mt") else run_finetune_st
+
+
+def test_recipe_inventory():
+    names = {str(p.relative_to(REPO / "recipes")) for p in RECIPES}
+    for direction in ("en-de", "en-fr"):
+        for name in ("pretrain_mt", "finetune_st", "finetune_st_ot", "finetune_st_noalign"):
+            assert f"must_c/{direction}/{name}.yaml" in names
+    for direction in ("en-de", "en-ca", "en-fa", "fr-en", "es-en", "de-en"):
+        assert f"covost2/{direction}_10h/pretrain_mt.yaml" in names
+        assert f"covost2/{direction}_10h/finetune_st.yaml" in names
+    assert {"demo/pretrain_mt.yaml", "demo/finetune_st.yaml"} <= names
+    assert {p.stem for p in ACCELERATE} == {"single_gpu", "multi_gpu_bf16", "fsdp", "multi_node", "cpu_2proc"}
+    assert (REPO / "recipes" / "README.md").is_file()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(REPO / "recipes")))
+def test_recipe_parses_and_has_header(recipe, tmp_path):
+    text = recipe.read_text()
+    lines = text.splitlines()
+    header = "\n".join(lines[: next(i for i, line in enumerate(lines) if not line.startswith("#"))]).lower()
+    assert text.startswith("# "), "a recipe opens with a comment block"
+    for word in ("reproduces", "bleu to expect", "hardware", "wall time"):
+        assert word in header, f"the header comment does not say its {word!r}"
+    parsed = parse_args_and_config(
+        module_for(recipe).make_parser(), ["--config", str(recipe), "--output_dir", str(tmp_path)]
+    )
+    training_args = parsed[-1]
+    assert training_args.output_dir == str(tmp_path)
+    data_args = parsed[1]
+    assert data_args.recipe == str(recipe)
+    if module_for(recipe) is run_finetune_st:
+        align_args = parsed[2]
+        assert training_args.label_smoothing_factor == 0.0  # label smoothing is the model's in stage 2
+        # the DTW-Align settings are valid DTWAlignConfig values
+        DTWAlignConfig(**align_args.overrides())
+        model_args = parsed[0]
+        assert model_args.mt_model_name_or_path
+        assert model_args.speech_encoder_name_or_path or model_args.speech_encoder_config
+        if "covost2" in recipe.parts and data_args.src_lang != "en":
+            assert model_args.speech_encoder_name_or_path == "utter-project/mHuBERT-147"
+
+
+def test_finetune_arguments_cover_every_dtw_align_setting():
+    config_fields = {f.name for f in dataclasses.fields(DTWAlignConfig)}
+    arg_fields = {f.name for f in dataclasses.fields(run_finetune_st.DTWAlignArguments)}
+    assert arg_fields <= config_fields
+    settings = {
+        name
+        for name in config_fields
+        if name.startswith(("adapter_", "alignment", "mix", "discrete_", "kl_", "st_", "mt_", "label_smoothing"))
+        or name in ("preset", "max_source_seconds")
+    }
+    assert settings <= arg_fields, f"missing on the command line: {sorted(settings - arg_fields)}"
+
+
+def test_cli_override_of_dtw_settings(tmp_path):
+    recipe = REPO / "recipes" / "demo" / "finetune_st.yaml"
+    _, _, align, _ = parse_args_and_config(
+        run_finetune_st.make_parser(),
+        ["--config", str(recipe), "--alignment", "ot", "--mixup", "discrete", "--kl_weight", "2", "--output_dir", "x"],
+    )
+    assert (align.alignment, align.mixup, align.kl_weight) == ("ot", "discrete", 2.0)
+    assert align.mixup_level == "token"  # from the recipe
+
+
+@pytest.mark.parametrize("config", ACCELERATE, ids=lambda p: p.stem)
+def test_accelerate_configs_load(config):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    loaded = load_config_from_file(str(config))
+    assert loaded.num_processes >= 1
+    assert yaml.safe_load(config.read_text())["compute_environment"] == "LOCAL_MACHINE"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the demo recipes end to end, with tiny overrides (a few utterances, a few steps)
+
+TINY_DATA = {"demo_train_size": 24, "demo_eval_size": 4, "demo_test_size": 6, "eval_split": None}
+
+
+def run_stage(module, recipe, overrides):
+    parsed = parse_args_and_config(module.make_parser(), ["--config", str(REPO / recipe)], config=overrides)
+    return module.main(*parsed)
+
+
+def losses(output_dir):
+    import json
+
+    state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
+    return [entry for entry in state["log_history"] if "loss" in entry]
+
+
+def test_demo_recipes_train_both_stages(tmp_path):
+    mt_dir, st_dir = tmp_path / "mt", tmp_path / "st"
+    mt = run_stage(
+        run_pretrain_mt,
+        "recipes/demo/pretrain_mt.yaml",
+        {
+            **TINY_DATA,
+            "output_dir": str(mt_dir),
+            "vocab_size": 200,
+            "d_model": 32,
+            "ffn_dim": 64,
+            "max_steps": 30,
+            "per_device_train_batch_size": 8,
+            "warmup_steps": 5,
+            "logging_steps": 5,
+            "save_steps": 30,
+            "generation_max_length": 12,
+            "disable_tqdm": True,
+        },
+    )
+    mt_logs = losses(mt_dir)
+    assert mt_logs[-1]["loss"] < mt_logs[0]["loss"]
+    assert math.isfinite(mt["test"]["bleu"]) and mt["test"]["bleu_signature"].startswith("nrefs:1")
+    for name in ("model.safetensors", "config.json", "tokenizer_config.json", "processor_config.json", "README.md"):
+        assert (mt_dir / name).is_file(), name
+
+    st = run_stage(
+        run_finetune_st,
+        "recipes/demo/finetune_st.yaml",
+        {
+            **TINY_DATA,
+            "output_dir": str(st_dir),
+            "mt_model_name_or_path": str(mt_dir),
+            "max_steps": 12,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 2e-3,
+            "warmup_steps": 2,
+            "logging_steps": 3,
+            "save_steps": 12,
+            "generation_max_length": 12,
+            "disable_tqdm": True,
+        },
+    )
+    st_logs = losses(st_dir)
+    assert st_logs[-1]["loss"] < st_logs[0]["loss"]
+    for key in ("loss/st", "loss/mt", "loss/mix", "loss/kl", "align/valid_frac", "align/frames_per_token"):
+        assert key in st_logs[0], key
+    assert math.isfinite(st["test"]["chrf"])
+    assert 0.0 <= st["alignment"]["token_accuracy"] <= 1.0
+    for key in ("checkpoint", "results", "hypotheses", "card", "plots"):
+        assert Path(st["paths"][key]).exists(), key
+    card = (st_dir / "README.md").read_text()
+    assert "recipes/demo/finetune_st.yaml" in card and "chrF" in card and "2509.18987" in card
+
+    # the output folder reloads with the Auto classes and translates speech
+    import torch
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+    from dtw_align_hf.data.demo import load_demo_corpus
+
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(st_dir).eval()
+    processor = AutoProcessor.from_pretrained(st_dir)
+    sizes = {"train": 24, "dev": 4, "test": 6}
+    example = load_demo_corpus("test", split_sizes=sizes)[0]
+    inputs = processor(audio=example["audio"], sampling_rate=16000)
+    with torch.no_grad():
+        ids = model.generate(**inputs, max_new_tokens=8, num_beams=1)
+    assert ids.shape[0] == 1 and ids.shape[1] >= 2
+    assert isinstance(processor.batch_decode(ids)[0], str)
