@@ -322,6 +322,13 @@ def test_non_finite_similarity_marks_the_sample_invalid(caplog):
     assert out.valid.tolist() == [True, False] and out.frame_to_token[1].eq(-1).all()
     with pytest.raises(ValueError, match="sample 1 .* NaN or inf"):
         align(speech, text, strict=True)
+    sim = torch.zeros(3, 6, 3)
+    sim[0, 1, 1], sim[1, 2, 0] = float("inf"), float("-inf")
+    sim[2, 5, 2] = float("inf")
+    out = align(speech[:1].expand(3, 6, 4), text[:1].expand(3, 3, 4), similarity=sim)
+    assert out.valid.tolist() == [False, False, False]
+    padded = align(speech[:1], text[:1], torch.tensor([[1, 1, 1, 1, 1, 0]]), similarity=sim[2:])
+    assert padded.valid.tolist() == [True]  # the inf sits on a padded frame
 
 
 def test_no_gradient_and_output_on_input_device():
