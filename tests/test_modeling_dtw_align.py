@@ -498,3 +498,43 @@ def test_bfloat16_weights_take_float32_audio(make_model, make_batch, tmp_path):
     out = model(**batch)
     out.loss.backward()
     assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+
+
+@pytest.mark.slow
+def test_paper_sized_model_trains_one_step():
+    """HuBERT-base shapes (random) + the paper's 6+6-layer d=512 translation model with a 10k vocabulary."""
+    from transformers import HubertConfig, M2M100Config
+
+    config = DTWAlignConfig(
+        speech_config=HubertConfig(layerdrop=0.0),
+        text_config=M2M100Config(
+            vocab_size=10000,
+            d_model=512,
+            encoder_layers=6,
+            decoder_layers=6,
+            encoder_attention_heads=8,
+            decoder_attention_heads=8,
+            encoder_ffn_dim=2048,
+            decoder_ffn_dim=2048,
+            encoder_layerdrop=0.0,
+            decoder_layerdrop=0.0,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+            decoder_start_token_id=2,
+        ),
+    )
+    model = DTWAlignForSpeechTranslation(config)
+    model.freeze_feature_encoder()
+    audio = torch.stack([torch.tensor(synthetic_audio(3.0, seed=s)) for s in (1, 2)])
+    mask = torch.ones_like(audio, dtype=torch.long)
+    mask[1, 32000:] = 0
+    input_ids = torch.randint(4, 10000, (2, 20))
+    labels = torch.randint(4, 10000, (2, 16))
+    labels[1, 12:] = -100
+    model.train()
+    out = model(input_values=audio, attention_mask=mask, input_ids=input_ids, labels=labels)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and out.align_valid_frac.item() == 1.0
+    # 3 s -> 149 HuBERT frames (20 ms) -> 38 adapter frames (80 ms); 2 s -> 99 -> 25
+    assert out.align_frames_per_token.item() == pytest.approx((38 + 25) / 40)
