@@ -56,8 +56,9 @@ class ModelArguments:
     speech_encoder_config: str | None = field(
         default=None,
         metadata={
-            "help": "Build a randomly initialised speech encoder from this config instead (a dict in the recipe, or "
-            "a JSON string), e.g. {model_type: hubert, hidden_size: 64, ...}. For offline demos and tests."
+            "help": "Without speech_encoder_name_or_path: build a randomly initialised speech encoder from this config "
+            "(a dict in the recipe, or a JSON string), e.g. {model_type: hubert, hidden_size: 64, ...}. For offline "
+            "demos and tests."
         },
     )
     model_name_or_path: str | None = field(
@@ -143,7 +144,7 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
         if not model_args.mt_model_name_or_path:
             raise ValueError("Give --mt_model_name_or_path (the stage-1 output) or --model_name_or_path.")
         speech_path = model_args.speech_encoder_name_or_path
-        if model_args.speech_encoder_config is not None:
+        if speech_path is None and model_args.speech_encoder_config is not None:
             speech_path = _random_speech_encoder(model_args.speech_encoder_config, training_args)
         elif speech_path is None:
             raise ValueError(
@@ -320,9 +321,7 @@ def card_info(model_args: ModelArguments, data_args: DataArguments, training_arg
         "command": " ".join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
         "base_models": [
             model_args.model_name_or_path,
-            "a randomly initialised speech encoder (speech_encoder_config)"
-            if model_args.speech_encoder_config is not None
-            else model_args.speech_encoder_name_or_path,
+            model_args.speech_encoder_name_or_path or "a randomly initialised speech encoder (speech_encoder_config)",
             model_args.mt_model_name_or_path,
         ],
         "test_split": data_args.test_split,

@@ -145,7 +145,7 @@ class DataArguments:
     )
     src_lang: str | None = field(default=None, metadata={"help": "Source language code (e.g. en, fr)."})
     tgt_lang: str | None = field(default=None, metadata={"help": "Target language code (e.g. de, en)."})
-    train_split: str = field(default="train", metadata={"help": "Training split name."})
+    train_split: str | None = field(default="train", metadata={"help": "Training split name."})
     eval_split: str | None = field(default="dev", metadata={"help": "Validation split (None: no evaluation)."})
     test_split: str | None = field(default="test", metadata={"help": "Test split for the final evaluation."})
     train_file: str | None = field(default=None, metadata={"help": "manifest: training TSV/CSV/JSONL."})
@@ -178,6 +178,9 @@ class DataArguments:
     recipe: str | None = field(default=None, metadata={"help": "Filled from --config (recorded in the card)."})
 
     def __post_init__(self):
+        for name in ("eval_split", "test_split", "train_split"):  # "--eval_split none" on the command line
+            if str(getattr(self, name)).lower() in ("none", "null", ""):
+                setattr(self, name, None)
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is not supported; choose one of {', '.join(DATASETS)}.")
         if self.dataset == "manifest" and not self.train_file and not self.test_file:
