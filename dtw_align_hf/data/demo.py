@@ -1,0 +1,640 @@
+"""The bundled offline demo corpus: real German -> English sentence pairs, synthetic German speech, exact word timings.
+
+- **Text**: human-translated sentence pairs from the Ding German-English dictionary (TU Chemnitz, GPL-2+;
+  Debian package ``trans-de-en``), filtered to clean sentences and committed as
+  ``dtw_align_hf/data/resources/ding_de_en.tsv.gz`` (see ``resources/LICENSE.ding.md``). :func:`extract_ding_pairs`
+  regenerates it from the Debian package.
+- **Speech**: synthesised at build time with espeak-ng (``espeakng-loader``), voice ``de`` with several voice
+  variants, speaking rates and pitches drawn deterministically from the seed; 16 kHz mono 16-bit FLAC.
+- **Word timings**: from the synthesiser's own WORD/PHONEME events (:mod:`~dtw_align_hf.data.synth`), written
+  in the CONTRACTS.md format (:mod:`~dtw_align_hf.data.timings`).
+
+Layout of a built corpus (``<cache>/demo_corpus/de-en-<key>/``, ``<cache>`` = ``$DTW_ALIGN_HF_CACHE`` or
+``<repo>/.cache``; ``<key>`` hashes every build parameter, the text file and the espeak version, so rebuilding
+with the same seed is a no-op)::
+
+    build_info.json              parameters, versions, counts, hours, build seconds
+    train.jsonl dev.jsonl test.jsonl            manifests (read by load_manifest)
+    train.timings.jsonl dev.timings.jsonl ...   word timings
+    audio/<split>/<id>.flac
+
+Manifest lines: ``{"id": "demo-train-00001", "audio": "audio/train/demo-train-00001.flac", "transcript": ...,
+"translation": ..., "src_lang": "de", "tgt_lang": "en", "duration": 2.31, "voice": "de+m3", "rate": 162,
+"pitch": 48}`` (audio paths relative to the manifest).
+
+Default sizes (1500 train / 100 dev / 100 test, sentences of 3-14 German words, about 1.2 h of speech) keep the
+CPU demo to a few minutes; the committed file has 6000 pairs, so up to ~5800 training utterances are possible.
+
+Command line::
+
+    python -m dtw_align_hf.data.demo --build [--seed 0] [--train-size 1500] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+from transformers.utils import logging
+
+from .audio import AudioOptions
+from .synth import DEFAULT_VARIANTS, espeak_version
+from .timings import read_timings, write_timings
+
+
+logger = logging.get_logger(__name__)
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+DING_PAIRS_FILE = RESOURCES / "ding_de_en.tsv.gz"
+#: Bump when the builder's output changes for the same parameters (part of the cache key).
+BUILDER_VERSION = 1
+DEFAULT_SPLIT_SIZES: dict[str, int] = {"train": 1500, "dev": 100, "test": 100}
+DEFAULT_RATE_RANGE = (140, 190)  # words per minute, inclusive
+DEFAULT_PITCH_RANGE = (35, 65)  # espeak pitch 0-100, inclusive
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# text
+
+
+def read_parallel_tsv(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """Read ``source<TAB>target`` lines (``.gz`` allowed); ``#`` comment lines and a ``source/target`` header are
+    skipped, whitespace is normalised, lines without two non-empty fields are ignored."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    pairs: list[tuple[str, str]] = []
+    first = True
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) < 2:
+                continue
+            src, tgt = " ".join(parts[0].split()), " ".join(parts[1].split())
+            is_header = first and (src.lower(), tgt.lower()) in {("source", "target"), ("src", "tgt")}
+            first = False
+            if is_header:
+                continue
+            if src and tgt:
+                pairs.append((src, tgt))
+    return pairs
+
+
+def demo_pairs() -> list[tuple[str, str]]:
+    """The committed Ding German-English sentence pairs (6000, sorted by German sentence)."""
+    return read_parallel_tsv(DING_PAIRS_FILE)
+
+
+_DE_OK = re.compile(r"^[A-Za-zÄÖÜäöüß ,.?!'-]+$")
+_EN_OK = re.compile(r"^[A-Za-z ,.?!'-]+$")
+
+
+def extract_ding_pairs(
+    ding_file: str | os.PathLike,
+    *,
+    min_words: int = 3,
+    max_words: int = 14,
+    limit: int | None = 6000,
+) -> list[tuple[str, str]]:
+    """Filter clean sentence pairs out of the Ding dictionary (maintainer tool; regenerates the resource file).
+
+    Get the dictionary with ``apt-get download trans-de-en && dpkg -x trans-de-en_*.deb root``; the file is
+    ``root/usr/share/trans/de-en``. Each line reads ``DE variants | sub-entries :: EN variants | sub-entries``;
+    sub-entries aligned by position are often full example sentences translated by humans. Kept: both sides
+    start upper-case and end in ``.?!`` with no other sentence punctuation, plain letters only (no digits,
+    brackets, quotes, slashes, abbreviations), ``min_words..max_words`` German words, unique German and unique
+    English sides; typographic apostrophes become ``'``. ``limit`` pairs are then chosen by the SHA-1 of the
+    German sentence (a fixed pseudo-random sample) and returned sorted.
+    """
+    best: dict[str, str] = {}
+    with open(ding_file, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("#") or " :: " not in line:
+                continue
+            de, en = line.rstrip("\n").split(" :: ", 1)
+            ds, es = de.split(" | "), en.split(" | ")
+            if len(ds) != len(es):
+                continue
+            for d, e in zip(ds, es, strict=True):
+                d = " ".join(d.replace("\u2019", "'").split())
+                e = " ".join(e.replace("\u2019", "'").split())
+                if not (_DE_OK.match(d) and _EN_OK.match(e)):
+                    continue
+                if not (d[:1].isupper() and e[:1].isupper() and d[-1] in ".?!" and e[-1] in ".?!"):
+                    continue
+                if any(c in s[:-1] for s in (d, e) for c in ".?!"):  # abbreviations, several sentences
+                    continue
+                words = d.split() + e.split()
+                if any(w.startswith(("-", "'")) or w.endswith("-") for w in words) or d.isupper() or e.isupper():
+                    continue
+                if min_words <= len(d.split()) <= max_words and 2 <= len(e.split()) <= max_words + 6:
+                    best.setdefault(d, e)
+    seen_en: set[str] = set()
+    pairs = []
+    for d, e in sorted(best.items()):
+        if e not in seen_en:
+            seen_en.add(e)
+            pairs.append((d, e))
+    if limit is not None and len(pairs) > limit:
+        pairs = sorted(pairs, key=lambda p: hashlib.sha1(p[0].encode()).hexdigest())[:limit]
+    return sorted(pairs)
+
+
+def write_ding_resource(ding_file: str | os.PathLike, out: str | os.PathLike = DING_PAIRS_FILE, **kwargs) -> Path:
+    """Write :func:`extract_ding_pairs` output as the gzipped TSV resource (deterministic bytes: mtime 0)."""
+    pairs = extract_ding_pairs(ding_file, **kwargs)
+    header = (
+        "# German-English sentence pairs from the Ding dictionary (https://dict.tu-chemnitz.de/), "
+        "Copyright (c) Frank Richter <frank.richter@hrz.tu-chemnitz.de>, GPL-2.0-or-later; see LICENSE.ding.md.\n"
+        "# Filtered by dtw_align_hf.data.demo.extract_ding_pairs from Debian trans-de-en 1.9-6 (devel 2023-01-30).\n"
+        "source\ttarget\n"
+    )
+    body = header + "".join(f"{d}\t{e}\n" for d, e in pairs)
+    out = Path(out)
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+        f.write(body.encode("utf-8"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# building
+
+
+def default_cache_root() -> Path:
+    """``$DTW_ALIGN_HF_CACHE``, else ``<repo>/.cache`` for a source checkout, else ``~/.cache/dtw_align_hf``."""
+    env = os.environ.get("DTW_ALIGN_HF_CACHE")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").exists() and (repo / "dtw_align_hf").is_dir():
+        return repo / ".cache"
+    return Path.home() / ".cache" / "dtw_align_hf"
+
+
+_STREAM_SIZE = 32  # utterances per fresh process; changing it changes the audio bytes (bump BUILDER_VERSION)
+_SERVER = Path(__file__).resolve().with_name("_synth_server.py")
+
+
+def _run_synth_server(streams: list[list[dict[str, Any]]], workers: int, bar: tqdm, work_dir: Path) -> list[dict]:
+    """Synthesise ``streams`` in a pristine helper process (see ``_synth_server.py`` for why); returns results."""
+    jobs_path, results_path = work_dir / "_jobs.json", work_dir / "_results.json"
+    jobs_path.write_text(json.dumps({"streams": streams, "workers": workers}, ensure_ascii=False), encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(_SERVER), str(jobs_path), str(results_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    for line in proc.stdout:
+        if line.strip().isdigit():
+            bar.update(int(line))
+    err = proc.stderr.read()
+    if proc.wait() != 0:
+        raise RuntimeError(f"speech synthesis failed (exit code {proc.returncode}):\n{err[-4000:]}")
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    jobs_path.unlink()
+    results_path.unlink()
+    return results
+
+
+def _plan(
+    pairs: Sequence[tuple[str, str]],
+    split_sizes: dict[str, int] | None,
+    seed: int,
+) -> dict[str, list[tuple[str, str]]]:
+    """Seeded permutation of the pairs cut into splits in the given order (``None``: everything in "train")."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(pairs))
+    if split_sizes is None:
+        return {"train": [pairs[i] for i in order]}
+    need = sum(split_sizes.values())
+    if need > len(pairs):
+        raise ValueError(f"split sizes {split_sizes} need {need} sentence pairs but only {len(pairs)} are available")
+    out, pos = {}, 0
+    # dev/test are cut first so that they stay the same when only the training size changes
+    for name in sorted(split_sizes, key=lambda s: (s == "train", s)):
+        out[name] = [pairs[i] for i in order[pos : pos + split_sizes[name]]]
+        pos += split_sizes[name]
+    return {name: out[name] for name in split_sizes}
+
+
+def build_corpus_from_pairs(
+    pairs: Sequence[tuple[str, str]],
+    out_dir: str | os.PathLike,
+    *,
+    src_lang: str,
+    tgt_lang: str,
+    voice: str | None = None,
+    split_sizes: dict[str, int] | None = None,
+    seed: int = 0,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    rate_range: tuple[int, int] = DEFAULT_RATE_RANGE,
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
+    id_prefix: str = "utt",
+    workers: int | None = None,
+    progress: bool = True,
+    extra_info: dict[str, Any] | None = None,
+) -> Path:
+    """Synthesise ``pairs`` into a corpus directory (manifests, timings, FLAC audio); see the module docstring.
+
+    Args:
+        pairs: ``(source sentence, target sentence)`` tuples; the source is spoken.
+        out_dir: the corpus directory (written atomically: built beside it, then renamed).
+        src_lang, tgt_lang (`str`): language codes written to the manifests.
+        voice (`str`, *optional*): espeak voice (default: ``src_lang``), e.g. "de", "fr", "es", "en-us".
+        split_sizes (`dict[str, int]`, *optional*): utterances per split; `None` puts every pair in "train".
+        seed (`int`): fixes the split permutation and every utterance's variant, rate and pitch.
+        variants: voice variants to draw from (``voices/!v``); an empty tuple uses the plain voice.
+        rate_range, pitch_range: inclusive ranges (words per minute; espeak pitch 0-100).
+        id_prefix (`str`): ids are ``<id_prefix>-<split>-<00001>``.
+        workers (`int`, *optional*): synthesis processes (default: CPU count, at most 8); output does not
+            depend on it.
+        progress (`bool`): show a tqdm bar.
+
+    Returns:
+        `Path`: ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    voice = voice or src_lang
+    t0 = time.time()
+    plan = _plan(list(pairs), split_sizes, seed)
+    rng = np.random.default_rng([seed, 1])
+    version = espeak_version()
+    tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    jobs: list[dict[str, Any]] = []
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for split, split_pairs in plan.items():
+        (tmp / "audio" / split).mkdir(parents=True, exist_ok=True)
+        rows[split] = []
+        for k, (src, tgt) in enumerate(split_pairs, start=1):
+            uid = f"{id_prefix}-{split}-{k:05d}"
+            variant = str(variants[int(rng.integers(len(variants)))]) if variants else None
+            rate = int(rng.integers(rate_range[0], rate_range[1] + 1))
+            pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
+            noise_seed = int(rng.integers(2**31 - 1))
+            rel = f"audio/{split}/{uid}.flac"
+            jobs.append(
+                {"id": uid, "text": src, "voice": voice, "variant": variant, "rate": rate, "pitch": pitch}
+                | {"seed": noise_seed, "path": str(tmp / rel)}
+            )
+            rows[split].append(
+                {
+                    "id": uid,
+                    "audio": rel,
+                    "transcript": src,
+                    "translation": tgt,
+                    "src_lang": src_lang,
+                    "tgt_lang": tgt_lang,
+                    "duration": None,
+                    "voice": f"{voice}+{variant}" if variant else voice,
+                    "rate": rate,
+                    "pitch": pitch,
+                }
+            )
+    # espeak keeps state across calls (glottal phase, flutter index; not reset by espeak_Initialize), so an
+    # utterance's exact samples depend on what the process synthesised before. For bytes that depend only on the
+    # seed, fixed streams of _STREAM_SIZE utterances each run in a fresh process forked from a helper that never
+    # synthesised, whatever the number of workers.
+    streams = [jobs[i : i + _STREAM_SIZE] for i in range(0, len(jobs), _STREAM_SIZE)]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    workers = max(1, min(workers, len(streams)))
+    bar = tqdm(total=len(jobs), desc=f"Synthesising {src_lang} speech", unit="utt", disable=not progress)
+    results = {res["id"]: res for res in _run_synth_server(streams, workers, bar, tmp)}
+    bar.close()
+    counts, seconds, missing = {}, {}, 0
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            row["duration"] = results[row["id"]]["duration"]
+            missing += results[row["id"]]["missing"]
+        with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            for row in split_rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_timings(
+            ({"id": r["id"], "words": results[r["id"]]["words"]} for r in split_rows), tmp / f"{split}.timings.jsonl"
+        )
+        counts[split] = len(split_rows)
+        seconds[split] = round(sum(r["duration"] for r in split_rows), 2)
+    if missing:
+        logger.warning(f"{missing} words got no espeak WORD event; they were given their neighbour's start time")
+    info = {
+        "builder_version": BUILDER_VERSION,
+        "src_lang": src_lang,
+        "tgt_lang": tgt_lang,
+        "voice": voice,
+        "seed": seed,
+        "split_sizes": counts,
+        "hours": {k: round(v / 3600, 4) for k, v in seconds.items()},
+        "variants": list(variants),
+        "rate_range": list(rate_range),
+        "pitch_range": list(pitch_range),
+        "sampling_rate": 16000,
+        "audio_format": "FLAC PCM_16",
+        "espeak_ng": version,
+        "libsndfile": sf.__libsndfile_version__,
+        "words_without_event": missing,
+        "build_seconds": round(time.time() - t0, 2),
+        **(extra_info or {}),
+    }
+    (tmp / "build_info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    logger.info(f"Built {sum(counts.values())} utterances ({sum(seconds.values()) / 3600:.2f} h) in {out_dir}")
+    return out_dir
+
+
+def build_corpus_from_tsv(
+    tsv: str | os.PathLike,
+    lang: str,
+    voice: str | None = None,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    tgt_lang: str = "en",
+    split_sizes: dict[str, int] | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> Path:
+    """Build a small synthetic speech-translation corpus in any espeak language from a parallel TSV.
+
+    Args:
+        tsv: ``source<TAB>target`` lines (UTF-8, ``.gz`` allowed, ``#`` comments and a ``source/target`` header
+            skipped); the source side is spoken.
+        lang (`str`): source language code written to the manifests ("fr", "es", ...).
+        voice (`str`, *optional*): espeak voice name (default ``lang``).
+        out_dir (`str`, *optional*): default ``<cache>/corpora/<lang>-<tgt_lang>-<tsv stem>-<seed>``.
+        tgt_lang (`str`): target language code.
+        split_sizes (`dict[str, int]`, *optional*): e.g. ``{"train": 900, "dev": 50, "test": 50}``; default:
+            all pairs in "train".
+        seed (`int`): split permutation and voice parameters.
+        **kwargs: forwarded to :func:`build_corpus_from_pairs` (variants, rate_range, pitch_range, workers, ...).
+
+    Returns:
+        `Path`: the corpus directory (load a split with ``load_manifest(out_dir / "<split>.jsonl")``).
+    """
+    pairs = read_parallel_tsv(tsv)
+    if out_dir is None:
+        out_dir = default_cache_root() / "corpora" / f"{lang}-{tgt_lang}-{Path(tsv).name.split('.')[0]}-{seed}"
+    return build_corpus_from_pairs(
+        pairs,
+        out_dir,
+        src_lang=lang,
+        tgt_lang=tgt_lang,
+        voice=voice,
+        split_sizes=split_sizes,
+        seed=seed,
+        id_prefix=kwargs.pop("id_prefix", lang),
+        **kwargs,
+    )
+
+
+def _demo_params(
+    seed: int,
+    split_sizes: dict[str, int] | None,
+    max_words: int,
+    variants: Sequence[str],
+    rate_range: tuple[int, int],
+    pitch_range: tuple[int, int],
+) -> dict[str, Any]:
+    return {
+        "builder_version": BUILDER_VERSION,
+        "pairs_sha256": hashlib.sha256(DING_PAIRS_FILE.read_bytes()).hexdigest(),
+        "seed": seed,
+        "split_sizes": dict(split_sizes or DEFAULT_SPLIT_SIZES),
+        "max_words": max_words,
+        "variants": list(variants),
+        "rate_range": list(rate_range),
+        "pitch_range": list(pitch_range),
+        "espeak_ng": espeak_version(),
+        "libsndfile": sf.__libsndfile_version__,
+    }
+
+
+def demo_corpus_dir(
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    split_sizes: dict[str, int] | None = None,
+    max_words: int = 14,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    rate_range: tuple[int, int] = DEFAULT_RATE_RANGE,
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
+) -> Path:
+    """Where the demo corpus with these parameters lives (built or not): ``<cache>/demo_corpus/de-en-<key>``."""
+    params = _demo_params(seed, split_sizes, max_words, variants, rate_range, pitch_range)
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    root = Path(cache_dir) if cache_dir is not None else default_cache_root() / "demo_corpus"
+    return root / f"de-en-{key}"
+
+
+def build_demo_corpus(
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    split_sizes: dict[str, int] | None = None,
+    max_words: int = 14,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    rate_range: tuple[int, int] = DEFAULT_RATE_RANGE,
+    pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Build the German -> English demo corpus if it is not in the cache yet; return its directory.
+
+    Args:
+        cache_dir (`str`, *optional*): parent directory of corpora (default ``<cache>/demo_corpus``, with
+            ``<cache>`` = ``$DTW_ALIGN_HF_CACHE`` or ``<repo>/.cache``).
+        seed (`int`, defaults to 0): split permutation, voice variant, rate and pitch of every utterance.
+        split_sizes (`dict[str, int]`, *optional*): default ``{"train": 1500, "dev": 100, "test": 100}``.
+        max_words (`int`, defaults to 14): keep German sentences of at most this many words (the file has 3-14).
+        variants, rate_range, pitch_range: speaker variety (see :func:`build_corpus_from_pairs`).
+        workers (`int`, *optional*): synthesis processes; the output does not depend on it.
+        force (`bool`): rebuild even if the cache has it.
+        progress (`bool`): show a tqdm bar.
+
+    Returns:
+        `Path`: the corpus directory (``train.jsonl``, ``train.timings.jsonl``, ``audio/``, ``build_info.json``).
+    """
+    split_sizes = dict(split_sizes or DEFAULT_SPLIT_SIZES)
+    out = demo_corpus_dir(
+        cache_dir,
+        seed=seed,
+        split_sizes=split_sizes,
+        max_words=max_words,
+        variants=variants,
+        rate_range=rate_range,
+        pitch_range=pitch_range,
+    )
+    if (out / "build_info.json").exists() and not force:
+        logger.info(f"Demo corpus already built: {out}")
+        return out
+    pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
+    return build_corpus_from_pairs(
+        pairs,
+        out,
+        src_lang="de",
+        tgt_lang="en",
+        voice="de",
+        split_sizes=split_sizes,
+        seed=seed,
+        variants=variants,
+        rate_range=rate_range,
+        pitch_range=pitch_range,
+        id_prefix="demo",
+        workers=workers,
+        progress=progress,
+        extra_info={"text_source": "Ding de-en dictionary (GPL-2.0-or-later)", "max_words": max_words},
+    )
+
+
+def load_demo_corpus(
+    split: str = "train",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    split_sizes: dict[str, int] | None = None,
+    build: bool = True,
+    options: AudioOptions | None = None,
+    decode: bool = True,
+    **build_kwargs: Any,
+):
+    """Load one split of the demo corpus as a map-style ``datasets.Dataset`` in the example schema.
+
+    Builds the corpus first if needed (``build=True``; a few seconds to a minute). ``ds[i]`` gives ``{"id",
+    "audio" (float32, 16 kHz), "sampling_rate", "transcript", "translation", "src_lang": "de", "tgt_lang": "en",
+    "duration", "length"}``; audio is decoded on access. Word timings: :func:`load_demo_timings`.
+
+    Args:
+        split (`str`): "train", "dev" or "test" (or any key of ``split_sizes``).
+        cache_dir, seed, split_sizes, **build_kwargs: as in :func:`build_demo_corpus`.
+        build (`bool`): build if missing (else raise ``FileNotFoundError``).
+        options ([`AudioOptions`], *optional*): decoding options (durations are checked against the manifest).
+        decode (`bool`): decode audio on access (else ``audio`` is the FLAC path).
+    """
+    from .manifest import load_manifest
+
+    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("workers", "force", "progress")}
+    path = demo_corpus_dir(cache_dir, seed=seed, split_sizes=split_sizes, **kwargs)
+    if not (path / "build_info.json").exists():
+        if not build:
+            raise FileNotFoundError(f"Demo corpus not built at {path}; call build_demo_corpus() first")
+        path = build_demo_corpus(cache_dir, seed=seed, split_sizes=split_sizes, **build_kwargs)
+    manifest = path / f"{split}.jsonl"
+    if not manifest.exists():
+        have = sorted(p.name[: -len(".jsonl")] for p in path.glob("*.jsonl") if ".timings." not in p.name)
+        raise ValueError(f"Demo corpus has no split {split!r}; splits: {have}")
+    return load_manifest(manifest, options=options, decode=decode, validate="none")
+
+
+def load_demo_timings(
+    split: str = "train",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    split_sizes: dict[str, int] | None = None,
+    build: bool = True,
+    **build_kwargs: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """Reference word timings of a demo split: ``{id: [{"word", "start", "end"}, ...]}`` (seconds)."""
+    kwargs = {k: v for k, v in build_kwargs.items() if k not in ("workers", "force", "progress")}
+    path = demo_corpus_dir(cache_dir, seed=seed, split_sizes=split_sizes, **kwargs)
+    if not (path / "build_info.json").exists():
+        if not build:
+            raise FileNotFoundError(f"Demo corpus not built at {path}; call build_demo_corpus() first")
+        path = build_demo_corpus(cache_dir, seed=seed, split_sizes=split_sizes, **build_kwargs)
+    return read_timings(path / f"{split}.timings.jsonl")
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m dtw_align_hf.data.demo --build``: build (or find) the demo corpus and print where it is."""
+    parser = argparse.ArgumentParser(description="Build the offline German->English demo corpus.")
+    parser.add_argument("--build", action="store_true", help="build the corpus (no-op if already cached)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-size", type=int, default=DEFAULT_SPLIT_SIZES["train"])
+    parser.add_argument("--dev-size", type=int, default=DEFAULT_SPLIT_SIZES["dev"])
+    parser.add_argument("--test-size", type=int, default=DEFAULT_SPLIT_SIZES["test"])
+    parser.add_argument("--max-words", type=int, default=14)
+    parser.add_argument("--cache-dir", default=None, help="default: $DTW_ALIGN_HF_CACHE/demo_corpus or .cache/")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument("--from-tsv", default=None, help="build from this parallel TSV instead (with --lang)")
+    parser.add_argument("--lang", default=None, help="source language/espeak voice for --from-tsv (fr, es, ...)")
+    parser.add_argument("--out-dir", default=None, help="output directory for --from-tsv")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    sizes = {"train": args.train_size, "dev": args.dev_size, "test": args.test_size}
+    if args.from_tsv:
+        if not args.lang:
+            parser.error("--from-tsv needs --lang")
+        n = len(read_parallel_tsv(args.from_tsv))
+        dev = test = max(1, min(args.dev_size, n // 10))
+        out = build_corpus_from_tsv(
+            args.from_tsv,
+            args.lang,
+            out_dir=args.out_dir,
+            split_sizes={"train": n - dev - test, "dev": dev, "test": test},
+            seed=args.seed,
+            workers=args.workers,
+        )
+    else:
+        if not args.build:
+            out = demo_corpus_dir(args.cache_dir, seed=args.seed, split_sizes=sizes, max_words=args.max_words)
+            print(f"Demo corpus directory (built: {(out / 'build_info.json').exists()}): {out}")  # noqa: T201
+            print("Pass --build to build it.")  # noqa: T201
+            return 0
+        out = build_demo_corpus(
+            args.cache_dir,
+            seed=args.seed,
+            split_sizes=sizes,
+            max_words=args.max_words,
+            workers=args.workers,
+            force=args.force,
+        )
+    info = json.loads((out / "build_info.json").read_text(encoding="utf-8"))
+    print(f"Corpus: {out}")  # noqa: T201
+    for split, n in info["split_sizes"].items():
+        print(  # noqa: T201
+            f"  {split:6s} {n:5d} utterances, {info['hours'][split]:.3f} h: {out / (split + '.jsonl')} "
+            f"(word timings: {out / (split + '.timings.jsonl')})"
+        )
+    print(f"  built with espeak-ng {info['espeak_ng']} in {info['build_seconds']} s (see build_info.json)")  # noqa: T201
+    return 0
+
+
+__all__ = [
+    "DEFAULT_SPLIT_SIZES",
+    "DING_PAIRS_FILE",
+    "build_corpus_from_pairs",
+    "build_corpus_from_tsv",
+    "build_demo_corpus",
+    "default_cache_root",
+    "demo_corpus_dir",
+    "demo_pairs",
+    "extract_ding_pairs",
+    "load_demo_corpus",
+    "load_demo_timings",
+    "main",
+    "read_parallel_tsv",
+    "write_ding_resource",
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
