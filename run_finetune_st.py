@@ -182,7 +182,7 @@ def _random_speech_encoder(config: str | dict, training_args) -> str:
 
     config = json.loads(config) if isinstance(config, str) else dict(config)
     model_type = config.pop("model_type", "hubert")
-    path = Path(training_args.output_dir) / "speech_encoder_init"
+    path = Path(training_args.output_dir) / "_speech_encoder_init"  # "_*" is left out of Hub pushes
     with training_args.main_process_first(desc="random speech encoder"):
         if not (path / "config.json").is_file():
             set_seed(training_args.seed)

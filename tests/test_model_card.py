@@ -86,3 +86,83 @@ def test_mt_card():
 def test_unknown_stage():
     with pytest.raises(ValueError, match="stage"):
         render_model_card("x", card_info={"stage": "bogus"})
+
+
+class FakeHubApi:
+    """Stands in for `huggingface_hub.HfApi` (no network): records what would be uploaded."""
+
+    def __init__(self):
+        self.uploads = []
+
+    def create_repo(self, repo_id, **kwargs):
+        class Url:
+            pass
+
+        url = Url()
+        url.repo_id = repo_id
+        return url
+
+    def upload_folder(self, *, repo_id, folder_path, ignore_patterns=(), **kwargs):
+        import fnmatch
+        from pathlib import Path
+
+        files = {}
+        for path in Path(folder_path).rglob("*"):
+            rel = str(path.relative_to(folder_path))
+            if path.is_file() and not any(fnmatch.fnmatch(rel.split("/")[0], pat) for pat in ignore_patterns):
+                files[rel] = path.read_bytes()
+        self.uploads.append({"repo_id": repo_id, "files": files, **kwargs})
+
+        class Done:  # what `run_as_future=True` would return
+            def done(self):
+                return True
+
+            def result(self):
+                return None
+
+        return Done()
+
+
+def test_push_to_hub_publishes_model_processor_and_card(
+    tmp_path, monkeypatch, tiny_speech_encoder_dir, tiny_mt_dir, tiny_processor_dir
+):
+    import transformers.trainer
+
+    import run_finetune_st
+    from dtw_align_hf.cli import parse_args_and_config
+
+    api = FakeHubApi()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: api)
+    overrides = {
+        "demo_train_size": 24,
+        "demo_eval_size": 4,
+        "demo_test_size": 6,
+        "eval_split": None,
+        "mt_model_name_or_path": str(tiny_mt_dir),
+        "speech_encoder_name_or_path": str(tiny_speech_encoder_dir),
+        "processor_name_or_path": str(tiny_processor_dir),
+        "adapter_hidden_size": 32,
+        "max_steps": 2,
+        "per_device_train_batch_size": 4,
+        "save_steps": 100,
+        "generation_max_length": 6,
+        "disable_tqdm": True,
+        "output_dir": str(tmp_path / "st"),
+        "push_to_hub": True,
+        "hub_model_id": "someone/dtw-align-demo",
+    }
+    parsed = parse_args_and_config(
+        run_finetune_st.make_parser(), ["--config", "recipes/demo/finetune_st.yaml"], config=overrides
+    )
+    results = run_finetune_st.main(*parsed)
+    final = api.uploads[-1]
+    assert final["repo_id"] == "someone/dtw-align-demo"
+    for name in ("model.safetensors", "config.json", "processor_config.json", "tokenizer_config.json", "README.md"):
+        assert name in final["files"], name
+    assert not any(name.startswith(("checkpoint-", "_speech_encoder_init")) for name in final["files"])
+    card = final["files"]["README.md"].decode()
+    assert "someone/dtw-align-demo" in card  # the usage snippet names the repo
+    assert f"{results['test']['bleu']:.2f}" in card and results["test"]["bleu_signature"] in card
+    assert "alignment accuracy" in card.lower() and "2509.18987" in card
+    # the offline output_dir carries the same card
+    assert (tmp_path / "st" / "README.md").read_text() == card
