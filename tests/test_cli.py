@@ -88,3 +88,37 @@ def test_load_config_file_errors(tmp_path):
         load_config_file(write(tmp_path, "- a\n- b\n"))
     assert load_config_file(write(tmp_path, "")) == {}
     check_config_keys({"d_model": 1}, parser())
+
+
+def test_bad_samples_are_skipped_and_counted(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from dtw_align_hf.cli import BadSampleFilter, SafeAudioDecoder
+    from dtw_align_hf.data.audio import AudioOptions
+    from dtw_align_hf.data.validation import BadRecordCounter
+
+    counter = BadRecordCounter("train")
+    good_path = tmp_path / "good.wav"
+    sf.write(good_path, np.zeros(1600, dtype=np.float32), 16000)
+    decoded = SafeAudioDecoder(AudioOptions(), counter)(
+        {"id": ["ok", "missing"], "audio": [str(good_path), str(tmp_path / "missing.wav")]}
+    )
+    assert decoded["audio"][0].shape == (1600,) and decoded["audio"][1] is None
+    assert counter.skipped == 1
+
+    def collator(features):
+        if any(f["transcript"] == "" for f in features):
+            raise ValueError("empty transcript")
+        return {"ids": [f["id"] for f in features]}
+
+    features = [
+        {"id": "ok", "audio": decoded["audio"][0], "transcript": "a"},
+        {"id": "missing", "audio": None, "transcript": "b"},  # already counted by the decoder
+        {"id": "empty", "audio": decoded["audio"][0], "transcript": ""},
+    ]
+    guarded = BadSampleFilter(collator, {"train": counter})
+    assert guarded(features) == {"ids": ["ok"]}
+    assert counter.skipped == 2 and guarded.skipped == 1
+    with pytest.raises(ValueError, match="No usable example"):
+        guarded([features[2]])
