@@ -168,3 +168,23 @@ def test_checkpoint_gets_model_card(tmp_path, make_model, tiny_processor):
     for card in (out / "README.md", out / "checkpoint-2" / "README.md"):
         text = card.read_text()
         assert "DTW-Align" in text and "Alignment method: **dtw**" in text and "2509.18987" in text
+
+
+def test_evaluate_generates_and_scores_with_sacrebleu(tmp_path, make_model, tiny_processor):
+    from dtw_align_hf.trainer import make_compute_metrics
+
+    compute_metrics = make_compute_metrics(tiny_processor.tokenizer)
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=make_args(tmp_path, per_device_eval_batch_size=2, generation_max_length=6, generation_num_beams=1),
+        eval_dataset=make_examples(3),
+        data_collator=ProcessorCollator(tiny_processor),
+        compute_metrics=compute_metrics,
+    )
+    metrics = trainer.evaluate()
+    for key in ("eval_loss", "eval_bleu", "eval_chrf"):
+        assert key in metrics
+    assert 0.0 <= metrics["eval_bleu"] <= 100.0
+    assert compute_metrics.signatures["bleu_signature"].startswith("nrefs:1|case:mixed")
+    assert len(compute_metrics.hypotheses) == 3
+    assert not any(isinstance(v, str) for v in trainer.state.log_history[-1].values())
