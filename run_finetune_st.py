@@ -29,6 +29,7 @@ from dtw_align_hf.cli import (
     BadSampleFilter,
     DataArguments,
     finish_run,
+    is_streamed,
     load_splits,
     parse_args_and_config,
     print_run_summary,
@@ -295,8 +296,12 @@ def main(
     def alignment_evaluation(trainer) -> dict[str, Any] | None:
         from tools.eval_alignment import evaluate_alignment, reference_timings_for
 
+        if "test" not in splits or not trainer.is_world_process_zero() or is_streamed(splits["test"]):
+            return None
+        if getattr(trainer, "is_fsdp_enabled", False):  # sharded parameters: run tools/eval_alignment.py afterwards
+            return None
         timings = reference_timings_for(data_args)
-        if not timings or "test" not in splits or not trainer.is_world_process_zero():
+        if not timings:
             return None
         return evaluate_alignment(
             trainer.accelerator.unwrap_model(trainer.model),
