@@ -287,7 +287,8 @@ def main(
     if training_args.do_train and "train" in splits:
         train_result = trainer.train(resume_from_checkpoint=resume_from)
         trainer.save_model()
-        processor.save_pretrained(training_args.output_dir)
+        if training_args.should_save:
+            processor.save_pretrained(training_args.output_dir)
         trainer.log_metrics("train", train_result.metrics)
         trainer.save_metrics("train", train_result.metrics)
         trainer.save_state()
