@@ -274,7 +274,10 @@ def test_covost2_streamed_from_parquet(tmp_path, hf_metadata, caplog):
 def test_covost2_map_style_and_missing_column(tmp_path):
     path = _covost_parquet(tmp_path / "a.parquet", _covost_rows())
     ds = load_covost2("de_en", "test", data_files={"test": path}, streaming=False)
-    assert ds["id"] == ["common_voice_en_1", "common_voice_en_3"]
+    assert list(ds["id"]) == ["common_voice_en_1", "common_voice_en_3"]
+    ex = ds[0]
+    assert isinstance(ex["audio"], np.ndarray) and ex["audio"].dtype == np.float32 and len(ex["audio"]) == ex["length"]
+    assert isinstance(ex["transcript"], str) and ex["sampling_rate"] == SR
     bad = _covost_parquet(tmp_path / "b.parquet", _covost_rows(), drop="translation")
     with pytest.raises(MissingColumnError, match=r"'translation'.*Existing columns: \[.*'sentence'"):
         load_covost2("de_en", "train", data_files=bad)

@@ -4,30 +4,55 @@ validation, hours-based subsets, word timings and the speech-translation collato
 Every loader yields the example schema of docs/CONTRACTS.md (``id``, ``audio`` float32 mono 16 kHz,
 ``sampling_rate``, ``transcript``, ``translation``, ``src_lang``, ``tgt_lang``, ``duration`` in seconds) plus
 ``length`` (samples) for length bucketing. The model never imports this subpackage.
+
+Names are imported lazily (PEP 562), so ``python -m dtw_align_hf.data.demo`` runs without a double import and
+``import dtw_align_hf.data`` stays cheap.
 """
 
-from .audio import AudioDecodeError, AudioOptions, decode_audio, resample_audio
-from .collator import DataCollatorSpeechTranslation, bucket_by_length, length_grouped_sampler, sort_by_length_buffered
-from .covost2 import load_covost2
-from .demo import (
-    build_corpus_from_tsv,
-    build_demo_corpus,
-    demo_corpus_dir,
-    load_demo_corpus,
-    load_demo_timings,
-)
-from .manifest import load_manifest
-from .must_c import load_must_c
-from .subset import subset_by_hours
-from .synth import synthesize
-from .timings import (
-    ctm_to_timings,
-    match_timings_to_transcript,
-    read_timings,
-    textgrid_to_timings,
-    write_timings,
-)
-from .validation import BadRecordCounter, MissingColumnError, check_columns
+import importlib
+from typing import Any
+
+
+_EXPORTS: dict[str, str] = {
+    "AudioDecodeError": "audio",
+    "AudioOptions": "audio",
+    "decode_audio": "audio",
+    "resample_audio": "audio",
+    "DataCollatorSpeechTranslation": "collator",
+    "bucket_by_length": "collator",
+    "length_grouped_sampler": "collator",
+    "sort_by_length_buffered": "collator",
+    "load_covost2": "covost2",
+    "build_corpus_from_tsv": "demo",
+    "build_demo_corpus": "demo",
+    "demo_corpus_dir": "demo",
+    "load_demo_corpus": "demo",
+    "load_demo_timings": "demo",
+    "load_manifest": "manifest",
+    "load_must_c": "must_c",
+    "subset_by_hours": "subset",
+    "synthesize": "synth",
+    "ctm_to_timings": "timings",
+    "match_timings_to_transcript": "timings",
+    "read_timings": "timings",
+    "textgrid_to_timings": "timings",
+    "write_timings": "timings",
+    "BadRecordCounter": "validation",
+    "MissingColumnError": "validation",
+    "check_columns": "validation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
 
 
 __all__ = [

@@ -10,6 +10,7 @@ fallback, so one code path serves CPU boxes and GPU machines with FFmpeg.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -298,6 +299,13 @@ def decode_audio(
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_info(path: str, mtime_ns: int, size: int) -> tuple[int, int, int]:
+    """(frames, rate, channels) of a file; cached per (path, mtime, size): MuST-C has ~100 segments per talk."""
+    info = sf.info(path)
+    return int(info.frames), int(info.samplerate), int(info.channels)
+
+
 def audio_info(source: Any, *, audio_root: str | os.PathLike | None = None) -> tuple[float, int, int]:
     """Cheap header read: ``(duration_seconds, sampling_rate, channels)`` of a path/segment/bytes source.
 
@@ -321,9 +329,10 @@ def audio_info(source: Any, *, audio_root: str | os.PathLike | None = None) -> t
                 f.seek(offset)
                 data = f.read(length)
             return audio_info(data)
-        info = sf.info(path)
-        frames = info.frames if length is None else min(length, max(info.frames - (offset or 0), 0))
-        return frames / info.samplerate, int(info.samplerate), int(info.channels)
+        st = os.stat(path)
+        total, rate, channels = _file_info(path, st.st_mtime_ns, st.st_size)
+        frames = total if length is None else min(length, max(total - (offset or 0), 0))
+        return frames / rate, rate, channels
     except AudioDecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, TypeError, ValueError) as err:

@@ -170,9 +170,10 @@ def load_covost2(
         "counter": counter,
     }
     map_kwargs: dict[str, Any] = {"batched": True, "batch_size": batch_size, "remove_columns": column_names}
-    if not streaming:
-        map_kwargs["load_from_cache_file"] = False
-    return ds.map(_convert_batch, fn_kwargs=kwargs, **map_kwargs)
+    if streaming:
+        return ds.map(_convert_batch, fn_kwargs=kwargs, **map_kwargs)
+    ds = ds.map(_convert_batch, fn_kwargs=kwargs, load_from_cache_file=False, **map_kwargs)
+    return ds.with_format("numpy", columns=["audio"], output_all_columns=True)  # audio as float32 arrays
 
 
 def covost2_parquet_schema():

@@ -80,7 +80,7 @@ def subset_by_hours(
     seed: int = 0,
     language_key: str | None = "src_lang",
     duration_key: str = "duration",
-    buffer_size: int = 10_000,
+    buffer_size: int = 1000,
 ):
     """Take ``hours`` of audio per language, deterministically for ``seed``.
 
@@ -93,7 +93,8 @@ def subset_by_hours(
         language_key (`str`, *optional*, defaults to `"src_lang"`): the field that defines a language; `None`
             treats the whole dataset as one language.
         duration_key (`str`): seconds per example.
-        buffer_size (`int`): shuffle buffer for streams.
+        buffer_size (`int`, defaults to 1000): shuffle buffer for streams. The buffer holds decoded examples
+            (1000 CoVoST 2 clips of ~5 s at 16 kHz: ~320 MB); shard order is shuffled with the same seed.
 
     Returns:
         The same kind of dataset (a ``Dataset`` via ``select``, an ``IterableDataset``, or a list).
