@@ -132,3 +132,36 @@ def test_two_process_ddp_matches_one_process(tmp_path, tiny_parts):
     for a, b in zip(one, two, strict=True):
         for key in ("loss", "loss/st", "loss/mt", "loss/mix", "loss/kl", "align/valid_frac"):
             assert b[key] == pytest.approx(a[key], rel=2e-3, abs=1e-5), (a["step"], key)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_of_a_real_process(tmp_path, tiny_parts):
+    """The same invariant with a real `kill -9` of a running `python run_finetune_st.py` (timing-dependent: slow)."""
+    import signal
+    import time
+
+    common = {**tiny_parts, "max_steps": 40, "save_steps": 10, "per_device_train_batch_size": 4}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run(
+        [sys.executable, "run_finetune_st.py", *_cli({**common, "output_dir": straight})],
+        cwd=REPO, env=env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "run_finetune_st.py", *_cli({**common, "output_dir": killed})],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 600
+    while not (killed / "checkpoint-10" / "trainer_state.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoint-40").exists(), "the run finished before it could be killed"
+    subprocess.run(
+        [sys.executable, "run_finetune_st.py", *_cli({**common, "output_dir": killed})],
+        cwd=REPO, env=env, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    a = load_file(str(straight / "model.safetensors"))
+    b = load_file(str(killed / "model.safetensors"))
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, rtol=1e-5, atol=1e-6, msg=name)
