@@ -20,6 +20,7 @@ from dtw_align_hf.data.demo import (
 from dtw_align_hf.data.manifest import EXAMPLE_FIELDS, load_manifest
 from dtw_align_hf.data.synth import split_words, synthesize
 from dtw_align_hf.data.timings import (
+    align_records_to_manifest,
     ctm_to_timings,
     match_timings_to_transcript,
     read_timings,
@@ -258,3 +259,34 @@ def test_match_timings_to_transcript():
     assert [w["word"] for w in out] == ["Fährst", "du", "über", "Weihnachten", "nach", "Hause?"]
     assert out[0]["start"] == 0.1 and out[5]["end"] == 1.6
     assert out[2]["interpolated"] and out[2]["start"] == 0.7 and out[3]["end"] == 1.0
+
+
+def test_convert_aligner_output_for_a_manifest(tmp_path):
+    """NFA output named after audio files -> timings with the manifest's ids and the transcript's own words."""
+    from dtw_align_hf.data.timings import main as timings_main
+
+    manifest = tmp_path / "test.jsonl"
+    rows = [
+        {"id": "u1", "audio": "clips/a.wav", "transcript": "Das ist gut.", "translation": "That is good."},
+        {"id": "u2", "audio": "clips/b.wav", "transcript": "Hallo Welt!", "translation": "Hello world!"},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ctm = tmp_path / "a.ctm"
+    ctm.write_text("a 1 0.1 0.2 das\na 1 0.3 0.2 ist\na 1 0.5 0.3 gut\n")
+    recs = align_records_to_manifest(ctm_to_timings(ctm), manifest)
+    assert recs == [
+        {
+            "id": "u1",
+            "words": [
+                {"word": "Das", "start": 0.1, "end": 0.3},
+                {"word": "ist", "start": 0.3, "end": 0.5},
+                {"word": "gut.", "start": 0.5, "end": 0.8},
+            ],
+        }
+    ]
+    (tmp_path / "tg").mkdir()
+    (tmp_path / "tg" / "b.TextGrid").write_text(SHORT_TEXTGRID.replace('say ""hi""', "hallo welt"), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    assert timings_main(["--textgrid", str(tmp_path / "tg"), "--manifest", str(manifest), "--out", str(out)]) == 0
+    got = read_timings(out)
+    assert list(got) == ["u2"] and [w["word"] for w in got["u2"]] == ["Hallo", "Welt!"]

@@ -17,6 +17,12 @@ Converting forced-aligner output:
   tiers ``words`` and ``phones``; empty intervals are silence: :func:`textgrid_to_timings` reads the ``words``
   tier (long or short TextGrid format).
 
+Command line (with ``--manifest``, utterances are matched by id or audio file stem and the words are put onto
+the transcript's own words)::
+
+    python -m dtw_align_hf.data.timings --ctm nfa_out/ctm/words --manifest test.jsonl --out test.timings.jsonl
+    python -m dtw_align_hf.data.timings --textgrid mfa_out/ --manifest test.jsonl --out test.timings.jsonl
+
 Aligners normalise text (lower case, punctuation removed, numbers spelled out) and may drop words; run
 :func:`match_timings_to_transcript` to put the timings back onto the transcript's own words (unmatched words get
 the gap between their neighbours and ``"interpolated": true``).
@@ -32,6 +38,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 #: Aligner tokens that are not words (blanks, silences, unknown markers).
 NON_WORDS: frozenset[str] = frozenset({"", "<b>", "<blank>", "<eps>", "<sil>", "sil", "sp", "spn", "<s>", "</s>"})
@@ -224,8 +234,62 @@ def match_timings_to_transcript(words: list[Mapping[str, Any]], transcript: str)
     return out
 
 
+def align_records_to_manifest(
+    records: Iterable[Mapping[str, Any]], manifest: str | os.PathLike
+) -> list[dict[str, Any]]:
+    """Map aligner records onto a manifest's ids and transcripts.
+
+    Aligners name utterances after the audio file (NFA, MFA), so records are matched to manifest rows by id or
+    by the audio file's stem; each record's words are then put onto the transcript's own words with
+    :func:`match_timings_to_transcript`. Rows without a record are left out (and logged).
+    """
+    from .manifest import read_table, resolve_columns
+
+    rows, columns = read_table(manifest)
+    cmap = resolve_columns(columns, {}, required=("audio", "transcript"), dataset_name=f"Manifest {manifest}")
+    by_key = {str(r["id"]): r for r in records}
+    out = []
+    for i, row in enumerate(rows):
+        rid = str(row.get(cmap["id"])) if cmap["id"] else f"{Path(manifest).stem}-{i:06d}"
+        stem = Path(str(row[cmap["audio"]]).rsplit(":", 2)[0]).stem
+        rec = by_key.get(rid) or by_key.get(stem)
+        if rec is None:
+            logger.warning(f"no aligner output for {rid!r} (audio {stem!r})")
+            continue
+        out.append({"id": rid, "words": match_timings_to_transcript(rec["words"], str(row[cmap["transcript"]]))})
+    return out
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m dtw_align_hf.data.timings --ctm NFA_OUT/ctm/words --manifest test.jsonl --out test.timings.jsonl``
+
+    Converts NFA CTM files (``--ctm``) or MFA TextGrids (``--textgrid DIR``) into the timings JSONL; with
+    ``--manifest`` the records take the manifest's ids and the transcript's own words.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Convert forced-aligner output to DTW-Align word-timings JSONL.")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ctm", help="a CTM file or a directory of *.ctm (NeMo Forced Aligner: <out>/ctm/words)")
+    src.add_argument("--textgrid", help="a directory of *.TextGrid files (Montreal Forced Aligner output)")
+    parser.add_argument("--tier", default="words", help="TextGrid tier (default: words)")
+    parser.add_argument("--manifest", default=None, help="map to this manifest's ids and transcripts")
+    parser.add_argument("--out", required=True, help="output JSONL")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.ctm:
+        records = ctm_to_timings(args.ctm)
+    else:
+        records = [textgrid_to_timings(p, tier=args.tier) for p in sorted(Path(args.textgrid).rglob("*.TextGrid"))]
+    if args.manifest:
+        records = align_records_to_manifest(records, args.manifest)
+    path = write_timings(records, args.out)
+    print(f"Wrote {len(records)} utterances to {path}")  # noqa: T201
+    return 0
+
+
 __all__ = [
     "NON_WORDS",
+    "align_records_to_manifest",
     "ctm_to_timings",
     "match_timings_to_transcript",
     "read_textgrid",
@@ -233,3 +297,9 @@ __all__ = [
     "textgrid_to_timings",
     "write_timings",
 ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
