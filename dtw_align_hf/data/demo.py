@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers.utils import logging
 
@@ -199,11 +201,20 @@ def _run_synth_server(streams: list[list[dict[str, Any]]], workers: int, bar: tq
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=os.name == "posix",  # its own process group, so an interrupt can stop its workers too
     )
     assert proc.stdout is not None and proc.stderr is not None
-    for line in proc.stdout:
-        if line.strip().isdigit():
-            bar.update(int(line))
+    try:
+        for line in proc.stdout:
+            if line.strip().isdigit():
+                bar.update(int(line))
+    except BaseException:  # interrupted (Ctrl-C): stop the helper and its workers
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
+        raise
     err = proc.stderr.read()
     if proc.wait() != 0:
         raise RuntimeError(f"speech synthesis failed (exit code {proc.returncode}):\n{err[-4000:]}")
@@ -317,8 +328,13 @@ def build_corpus_from_pairs(
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(streams)))
     bar = tqdm(total=len(jobs), desc=f"Synthesising {src_lang} speech", unit="utt", disable=not progress)
-    results = {res["id"]: res for res in _run_synth_server(streams, workers, bar, tmp)}
-    bar.close()
+    try:
+        results = {res["id"]: res for res in _run_synth_server(streams, workers, bar, tmp)}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        bar.close()
     counts, seconds, missing = {}, {}, 0
     for split, split_rows in rows.items():
         for row in split_rows:
@@ -392,17 +408,20 @@ def build_corpus_from_tsv(
     pairs = read_parallel_tsv(tsv)
     if out_dir is None:
         out_dir = default_cache_root() / "corpora" / f"{lang}-{tgt_lang}-{Path(tsv).name.split('.')[0]}-{seed}"
-    return build_corpus_from_pairs(
-        pairs,
-        out_dir,
-        src_lang=lang,
-        tgt_lang=tgt_lang,
-        voice=voice,
-        split_sizes=split_sizes,
-        seed=seed,
-        id_prefix=kwargs.pop("id_prefix", lang),
-        **kwargs,
-    )
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir) + ".lock"):
+        return build_corpus_from_pairs(
+            pairs,
+            out_dir,
+            src_lang=lang,
+            tgt_lang=tgt_lang,
+            voice=voice,
+            split_sizes=split_sizes,
+            seed=seed,
+            id_prefix=kwargs.pop("id_prefix", lang),
+            **kwargs,
+        )
 
 
 def _demo_params(
@@ -486,23 +505,28 @@ def build_demo_corpus(
     if (out / "build_info.json").exists() and not force:
         logger.info(f"Demo corpus already built: {out}")
         return out
-    pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
-    return build_corpus_from_pairs(
-        pairs,
-        out,
-        src_lang="de",
-        tgt_lang="en",
-        voice="de",
-        split_sizes=split_sizes,
-        seed=seed,
-        variants=variants,
-        rate_range=rate_range,
-        pitch_range=pitch_range,
-        id_prefix="demo",
-        workers=workers,
-        progress=progress,
-        extra_info={"text_source": "Ding de-en dictionary (GPL-2.0-or-later)", "max_words": max_words},
-    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # several processes (DDP ranks, parallel tests) may ask at once: one builds, the others wait and reuse it
+    with FileLock(str(out) + ".lock"):
+        if (out / "build_info.json").exists() and not force:
+            return out
+        pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
+        return build_corpus_from_pairs(
+            pairs,
+            out,
+            src_lang="de",
+            tgt_lang="en",
+            voice="de",
+            split_sizes=split_sizes,
+            seed=seed,
+            variants=variants,
+            rate_range=rate_range,
+            pitch_range=pitch_range,
+            id_prefix="demo",
+            workers=workers,
+            progress=progress,
+            extra_info={"text_source": "Ding de-en dictionary (GPL-2.0-or-later)", "max_words": max_words},
+        )
 
 
 def load_demo_corpus(
