@@ -229,7 +229,7 @@ def _plan(
     split_sizes: dict[str, int] | None,
     seed: int,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Seeded permutation of the pairs cut into splits in the given order (``None``: everything in "train")."""
+    """Seeded permutation of the pairs cut into splits, dev/test before train (``None``: everything in "train")."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     if split_sizes is None:
