@@ -53,7 +53,19 @@ def _config_summary(config: Any) -> dict[str, Any]:
         "kl_weight",
         "label_smoothing",
     )
-    return {name: getattr(config, name) for name in fields if getattr(config, name, None) is not None}
+    summary = {name: getattr(config, name) for name in fields if getattr(config, name, None) is not None}
+    # leave out settings the chosen method does not read
+    if summary.get("alignment") not in ("cmot", "ot"):
+        summary.pop("alignment_window", None)
+    if summary.get("mixup") != "discrete":
+        summary.pop("discrete_mixup_prob", None)
+    if summary.get("mixup") != "interpolation":
+        summary.pop("mixup_ratio", None)
+        summary.pop("mixup_ratio_schedule", None)
+    if summary.get("alignment") == "none" or summary.get("mixup") == "none":
+        for name in ("mixup_level", "mix_position", "mix_weight"):
+            summary.pop(name, None)
+    return summary
 
 
 def _final_train_loss(log_history: list[dict[str, Any]] | None) -> float | None:
