@@ -309,7 +309,7 @@ def load_splits(
         if not decode_audio:
             columns = [c for c in ("id", "transcript", "translation") if c in (ds.column_names or [])]
             ds = ds.select_columns(columns) if columns else ds
-        elif not streamed:
+        elif not streamed and data_args.dataset != "covost2":  # covost2 decodes (and skips bad audio) itself
             ds = ds.with_transform(SafeAudioDecoder(_audio_options(data_args), counters[role]))
         splits[role] = ds
     if training_args is not None and "train" in splits and is_streamed(splits["train"]):
@@ -481,12 +481,10 @@ def finish_run(
     paths: dict[str, str] = {"checkpoint": str(out_dir)}
     log_history = trainer.state.log_history
     train_losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    if train_losses:
-        results["train"] = {
-            "first_loss": train_losses[0],
-            "final_loss": train_losses[-1],
-            "steps": trainer.state.global_step,
-        }
+    if trainer.state.global_step:
+        results["train"] = {"steps": trainer.state.global_step}
+        if train_losses:
+            results["train"].update({"first_loss": train_losses[0], "final_loss": train_losses[-1]})
     if "test" in splits and getattr(training_args, "do_predict", True):
         scores = evaluate_test_set(trainer, splits["test"], tokenizer)
         hyps, refs = scores.pop("hypotheses"), scores.pop("references")

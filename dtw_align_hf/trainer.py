@@ -74,6 +74,11 @@ class DTWAlignTrainingArguments(Seq2SeqTrainingArguments):
     predict_with_generate: bool = field(default=True, metadata={"help": "Generate during evaluation (BLEU/chrF)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep raw columns for the collator."})
 
+    def __post_init__(self, *args, **kwargs):
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin to; avoids a DataLoader warning per epoch
+        super().__post_init__(*args, **kwargs)
+
 
 def _is_dtw_align_model(model: Any) -> bool:
     return getattr(getattr(model, "config", None), "model_type", None) == "dtw_align"

@@ -184,3 +184,65 @@ def test_demo_recipes_train_both_stages(tmp_path):
         ids = model.generate(**inputs, max_new_tokens=8, num_beams=1)
     assert ids.shape[0] == 1 and ids.shape[1] >= 2
     assert isinstance(processor.batch_decode(ids)[0], str)
+
+
+def write_covost2_parquet(root, config="de_en", n=8):
+    """A local copy of the CoVoST 2 parquet mirror's layout (<config>/<split>-00000-of-00001.parquet)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import soundfile as sf
+
+    from dtw_align_hf.testing_utils import synthetic_audio
+
+    words = ["das kleine rote haus", "ein hund", "die katze sieht den baum", "das haus"]
+    english = ["the small red house", "a dog", "the cat sees the tree", "the house"]
+    (root / config).mkdir(parents=True)
+    for split in ("train", "validation", "test"):
+        rows = {"client_id": [], "file": [], "audio": [], "sentence": [], "translation": [], "id": []}
+        for i in range(n):
+            buf = io.BytesIO()
+            sf.write(buf, synthetic_audio(0.6 + 0.1 * (i % 3), seed=i), 16000, format="WAV")
+            rows["client_id"].append("spk")
+            rows["file"].append(f"{split}_{i}.wav")
+            rows["audio"].append({"bytes": buf.getvalue(), "path": f"{split}_{i}.wav"})
+            rows["sentence"].append(words[i % 4])
+            rows["translation"].append(english[i % 4])
+            rows["id"].append(f"{split}-{i}")
+        if split == "train":  # one bad row: skipped and counted, never a crash
+            rows["sentence"][1] = ""
+        pq.write_table(pa.table(rows), root / config / f"{split}-00000-of-00001.parquet")
+
+
+def test_covost2_streamed_from_local_parquet(tmp_path, tiny_speech_encoder_dir, tiny_mt_dir, tiny_processor_dir):
+    """--dataset covost2 streams (IterableDataset): max_steps training, test references from the labels."""
+    write_covost2_parquet(tmp_path / "covost2")
+    results = run_stage(
+        run_finetune_st,
+        "recipes/covost2/de-en_10h/finetune_st.yaml",
+        {
+            "data_dir": str(tmp_path / "covost2"),
+            "output_dir": str(tmp_path / "st"),
+            "speech_encoder_name_or_path": str(tiny_speech_encoder_dir),
+            "mt_model_name_or_path": str(tiny_mt_dir),
+            "processor_name_or_path": str(tiny_processor_dir),
+            "adapter_hidden_size": 32,
+            "adapter_kernel_size": 5,
+            "train_hours": None,
+            "eval_strategy": "no",
+            "max_steps": 2,
+            "per_device_train_batch_size": 2,
+            "per_device_eval_batch_size": 4,
+            "save_steps": 100,
+            "generation_max_length": 6,
+            "generation_num_beams": 1,
+            "report_to": "none",
+            "dataloader_num_workers": 0,
+            "disable_tqdm": True,
+        },
+    )
+    assert results["train"]["steps"] == 2
+    assert results["test"]["num_samples"] == 8
+    assert results["skipped"]["train"] >= 1
+    assert (tmp_path / "st" / "test_references.txt").read_text().splitlines()[0] == "the small red house"
