@@ -1,0 +1,1 @@
+"""Command-line tools: checkpoint averaging, paired bootstrap comparison, alignment accuracy (run as scripts)."""
