@@ -16,6 +16,7 @@ same `--output_dir` resumes from the newest checkpoint (`--resume auto`). The ru
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -86,7 +87,9 @@ class ModelArguments:
     lora_r: int = field(default=0, metadata={"help": "LoRA rank on the attention projections (0: full fine-tuning)."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    hub_kwargs_revision: str | None = field(default=None, metadata={"help": "Revision of the pretrained parts."})
+    model_revision: str | None = field(
+        default=None, metadata={"help": "Hub revision (branch, tag, commit) of the pretrained parts."}
+    )
 
 
 @dataclass
@@ -128,7 +131,12 @@ class DTWAlignArguments:
 
 
 def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, DTWAlignArguments, DTWAlignTrainingArguments))
+    """The script's arguments; `--config recipe.yaml` (handled by `parse_args_and_config`) sets their defaults."""
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, DTWAlignArguments, DTWAlignTrainingArguments),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, training_args):
@@ -154,7 +162,7 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
         speech_over = {"speech_layerdrop": model_args.layerdrop}
         if model_args.mask_time_prob is not None:
             speech_over["speech_mask_time_prob"] = model_args.mask_time_prob
-        hub = {"revision": model_args.hub_kwargs_revision} if model_args.hub_kwargs_revision else {}
+        hub = {"revision": model_args.model_revision} if model_args.model_revision else {}
         model = DTWAlignForSpeechTranslation.from_pretrained_parts(
             speech_path,
             model_args.mt_model_name_or_path,

@@ -17,6 +17,7 @@ cross-entropy, and writes to `--output_dir` a checkpoint that stage 2 reads with
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,12 @@ class ModelArguments:
 
 
 def make_parser() -> HfArgumentParser:
-    return HfArgumentParser((ModelArguments, DataArguments, DTWAlignTrainingArguments))
+    """The script's arguments; `--config recipe.yaml` (handled by `parse_args_and_config`) sets their defaults."""
+    return HfArgumentParser(
+        (ModelArguments, DataArguments, DTWAlignTrainingArguments),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_tokenizer_and_processor(
