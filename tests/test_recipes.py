@@ -246,3 +246,34 @@ def test_covost2_streamed_from_local_parquet(tmp_path, tiny_speech_encoder_dir, 
     assert results["test"]["num_samples"] == 8
     assert results["skipped"]["train"] >= 1
     assert (tmp_path / "st" / "test_references.txt").read_text().splitlines()[0] == "the small red house"
+
+
+def test_manifest_dataset_stage_1(tmp_path):
+    """--dataset manifest with JSONL manifests (here the demo corpus's own files)."""
+    from dtw_align_hf.data.demo import build_demo_corpus
+
+    corpus = build_demo_corpus(split_sizes={"train": 24, "dev": 4, "test": 6}, progress=False)
+    results = run_stage(
+        run_pretrain_mt,
+        "recipes/demo/pretrain_mt.yaml",
+        {
+            "dataset": "manifest",
+            "train_file": str(corpus / "train.jsonl"),
+            "test_file": str(corpus / "test.jsonl"),
+            "eval_split": None,
+            "src_lang": "de",
+            "tgt_lang": "en",
+            "output_dir": str(tmp_path / "mt"),
+            "vocab_size": 150,
+            "d_model": 32,
+            "ffn_dim": 64,
+            "max_steps": 3,
+            "per_device_train_batch_size": 8,
+            "logging_steps": 1,
+            "save_steps": 100,
+            "generation_max_length": 6,
+            "disable_tqdm": True,
+        },
+    )
+    assert results["train"]["steps"] == 3 and results["test"]["num_samples"] == 6
+    assert results["dataset"] == "manifest"
