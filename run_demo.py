@@ -143,7 +143,7 @@ def _translate_one(st_dir: Path, data_kwargs: dict[str, Any]) -> dict[str, str]:
         input_values=inputs["input_values"],
         attention_mask=inputs["attention_mask"],
         num_beams=4,
-        max_new_tokens=48,
+        max_length=64,
         **processor.generation_kwargs(record.get("tgt_lang")),
     )
     return {
