@@ -104,7 +104,7 @@ def _compare_alignment_methods(st_dir: Path, data_kwargs: dict[str, Any], plot_r
 
     from dtw_align_hf import DTWAlignForSpeechTranslation, DTWAlignProcessor
     from dtw_align_hf.data.demo import load_demo_corpus, load_demo_timings
-    from tools.eval_alignment import evaluate_alignment
+    from dtw_align_hf.evaluation import evaluate_alignment
 
     model = DTWAlignForSpeechTranslation.from_pretrained(st_dir)
     processor = DTWAlignProcessor.from_pretrained(st_dir)

@@ -303,7 +303,7 @@ def main(
 
     # 7. test-set evaluation (+ alignment accuracy where reference timings exist) -> results JSON;  8. card / push
     def alignment_evaluation(trainer) -> dict[str, Any] | None:
-        from tools.eval_alignment import evaluate_alignment, reference_timings_for
+        from dtw_align_hf.evaluation import evaluate_alignment, reference_timings_for
 
         if "test" not in splits or not trainer.is_world_process_zero() or is_streamed(splits["test"]):
             return None

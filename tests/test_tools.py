@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dtw_align_hf.evaluation import evaluate_alignment, frames_per_second
 from dtw_align_hf.testing_utils import synthetic_audio
 from tools import average_checkpoints as avg
 from tools import compare_systems
-from tools.eval_alignment import evaluate_alignment, frames_per_second
 
 
 def make_checkpoint(path, step_value, extra_file=True):

@@ -1,0 +1,157 @@
+"""Alignment accuracy of a trained DTW-Align model against reference word timings, with plots.
+
+For each utterance the model's adapter outputs (speech frames) are aligned to its transcript-token embeddings with the
+model's alignment method (or another one), and each token's frames are compared with the reference time span of the
+word it belongs to (`dtw_align_hf.metrics.alignment_accuracy`). `run_finetune_st.py` calls `evaluate_alignment` at
+the end of training when the test set has timings; `tools/eval_alignment.py` is its command line; `run_demo.py`
+compares the methods with it. Not imported by the model, so it may use anything the package depends on.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def frames_per_second(model) -> float:
+    """Adapter frames per second of audio (HuBERT base: 50 Hz / 4 = 12.5 Hz)."""
+    rate = int(getattr(model.config, "sampling_rate", 16000))
+    strides = getattr(model.config.speech_config, "conv_stride", None) or (5, 2, 2, 2, 2, 2, 2)
+    adapter = int(model.config.adapter_stride) ** int(model.config.adapter_num_layers)
+    return rate / (math.prod(strides) * adapter)
+
+
+def reference_timings_for(data_args) -> dict[str, list[dict[str, Any]]] | None:
+    """The test split's reference word timings: the demo corpus's own, or `--reference_timings` (JSONL)."""
+    from dtw_align_hf.data.timings import read_timings
+
+    if getattr(data_args, "reference_timings", None):
+        return read_timings(data_args.reference_timings)
+    if getattr(data_args, "dataset", None) == "demo" and data_args.test_split:
+        from dtw_align_hf.data.demo import load_demo_timings
+
+        sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
+        return load_demo_timings(
+            data_args.test_split, cache_dir=data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes
+        )
+    return None
+
+
+@torch.no_grad()
+def evaluate_alignment(
+    model,
+    processor,
+    dataset,
+    timings: dict[str, list[dict[str, Any]]],
+    *,
+    method: str | None = None,
+    max_samples: int | None = 200,
+    batch_size: int = 8,
+    plot_dir: str | Path | None = None,
+    num_plots: int = 4,
+) -> dict[str, Any]:
+    """Align speech and transcript embeddings of `dataset` and score against `timings`.
+
+    Args:
+        model (`DTWAlignForSpeechTranslation`): trained model (eval mode is set here).
+        processor (`DTWAlignProcessor`): its processor.
+        dataset: examples in the CONTRACTS schema (`id`, `audio` decoded, `transcript`).
+        timings (`dict`): `{id: [{"word", "start", "end"}, ...]}` in seconds.
+        method (`str`, *optional*): alignment method (default: the model's, `dtw` if it trained without one).
+        max_samples (`int`, *optional*): score at most this many utterances.
+        plot_dir (`str`, *optional*): write `num_plots` PNGs (similarity, path, reference spans) there.
+
+    Returns:
+        `{"token_accuracy", "frame_accuracy", "num_samples", "skipped", "method", "reference", "plots"}`;
+        accuracies are means over utterances, in [0, 1].
+    """
+    from dtw_align_hf.alignment import align, cosine_similarity
+    from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
+
+    model.eval()
+    cfg = model.config
+    method = method or (cfg.alignment if cfg.alignment != "none" else "dtw")
+    rate = frames_per_second(model)
+    tokenizer = processor.tokenizer
+    all_f2t, all_spans = [], []
+    skipped, plots = 0, []
+    n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
+    for start in range(0, n, batch_size):
+        rows = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        rows = [r for r in rows if r.get("audio") is not None and r["id"] in timings]
+        skipped += min(n, start + batch_size) - start - len(rows)
+        if not rows:
+            continue
+        batch = processor(
+            audio=[r["audio"] for r in rows],
+            text=[r["transcript"] for r in rows],
+            sampling_rate=processor.sampling_rate,
+        )
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        speech, frame_mask = model.speech_embeddings(batch["input_values"], batch["attention_mask"])
+        text = model.embed_text(batch["input_ids"])
+        text_mask = batch["text_attention_mask"].bool()
+        out = align(
+            speech,
+            text,
+            frame_mask.bool(),
+            text_mask,
+            method=method,
+            backend=cfg.alignment_backend,
+            window=cfg.alignment_window,
+        )
+        similarity = None
+        for b, row in enumerate(rows):
+            n_frames, n_tokens = int(frame_mask[b].sum()), int(text_mask[b].sum())
+            ids = batch["input_ids"][b, :n_tokens].tolist()
+            tokens = tokenizer.convert_ids_to_tokens(ids)
+            words = timings[row["id"]]
+            word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
+            n_words = 1 + max((w for w in word_index if w is not None), default=-1)
+            if n_words != len(words):
+                skipped += 1  # the reference timings split the sentence into other words than the transcript
+                continue
+            spans = words_to_token_spans(words, word_index, rate)
+            f2t = out.frame_to_token[b, :n_frames].cpu()
+            all_f2t.append(f2t.numpy())
+            all_spans.append(spans)
+            if plot_dir is not None and len(plots) < num_plots:
+                from dtw_align_hf.plotting import plot_alignment
+
+                if similarity is None:
+                    similarity = cosine_similarity(speech, text, frame_mask.bool(), text_mask)
+                Path(plot_dir).mkdir(parents=True, exist_ok=True)
+                path = Path(plot_dir) / f"{row['id']}.png"
+                plot_alignment(
+                    similarity[b, :n_frames, :n_tokens].float().cpu(),
+                    f2t,
+                    str(path),
+                    reference_spans=spans,
+                    tokens=tokens,
+                    title=f"{row['id']} ({method})",
+                    frame_rate=rate,
+                )
+                plots.append(str(path))
+    # micro-averaged over every scored token / frame (metrics.alignment_accuracy)
+    result = (
+        dict(alignment_accuracy(all_f2t, all_spans)) if all_f2t else {"token_accuracy": None, "frame_accuracy": None}
+    )
+    result.update(
+        {
+            "num_samples": len(all_f2t),
+            "skipped": skipped,
+            "method": method,
+            "frames_per_second": rate,
+            "reference": "reference word timings",
+            "plots": plots,
+        }
+    )
+    if plot_dir is not None and plots:
+        result["plot_dir"] = str(plot_dir)
+    return result
+
+
+__all__ = ["evaluate_alignment", "frames_per_second", "reference_timings_for"]
