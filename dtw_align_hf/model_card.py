@@ -16,7 +16,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# `dtw_align_hf/model_cards` is a link to the repository's `model_cards/` in a checkout, and a copy of it in a wheel.
+TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 TEMPLATES = {"finetune_st": "dtw_align_st.md", "pretrain_mt": "mt_pretrain.md"}
 
 
