@@ -350,6 +350,55 @@ def _raise_invalid(valid: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor, 
     raise ValueError(f"align(strict=True): sample {b} ({nb} speech frames, {mb} text tokens) {why}.")
 
 
+def _input_similarity(
+    spec: _Method,
+    speech: torch.Tensor,
+    text: torch.Tensor,
+    similarity: torch.Tensor | None,
+    real: torch.Tensor,
+    corrected: bool,
+) -> torch.Tensor | None:
+    """The similarity before corrections, 0 on padding: the one passed in, else the cosine where the method reads it."""
+    B, N, M = real.shape
+    if similarity is not None:
+        return _checked_similarity(similarity, (B, N, M), speech.device).masked_fill(~real, 0.0)
+    if spec.similarity == "required" or (spec.similarity == "optional" and corrected):
+        return cosine_similarity(speech, text).masked_fill_(~real, 0.0)
+    return None
+
+
+def _valid_samples(
+    spec: _Method,
+    speech: torch.Tensor,
+    text: torch.Tensor,
+    raw: torch.Tensor | None,
+    nlen: torch.Tensor,
+    mlen: torch.Tensor,
+    real: torch.Tensor,
+) -> torch.Tensor:
+    """(B,) bool: not empty, feasible for the method, and finite in what the method reads (the similarity when there
+    is one, else the embeddings), padding ignored. The same rule for every method."""
+    valid = (nlen > 0) & (mlen > 0)
+    if spec.every_token_a_frame:
+        valid &= nlen >= mlen
+    if raw is not None:
+        return valid & finite_per_sample(raw)  # already 0 on padding
+    frames_ok = finite_per_sample(speech, real.any(2, keepdim=True))
+    return valid & frames_ok & finite_per_sample(text, real.any(1).unsqueeze(-1))
+
+
+def _corrected(
+    raw: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor, normalization: str, diagonal_prior: float, csls_k: int
+) -> torch.Tensor:
+    """`normalize_similarity`, then minus `diagonal_prior * diagonal_penalty`, on the real cells of each sample."""
+    work = raw
+    if normalization != "none":
+        work = normalize_similarity_from_lengths(raw, nlen, mlen, normalization, csls_k=csls_k)
+    if diagonal_prior > 0:
+        work = work - diagonal_prior * diagonal_penalty_from_lengths(nlen, mlen, raw.shape[1], raw.shape[2])
+    return work
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -438,60 +487,38 @@ def align(
     device = speech.device
     if timed:
         _synchronize(device)
-        t0 = time.perf_counter()
+    t0 = time.perf_counter() if timed else None
     B, N, _ = speech.shape
     M = text.shape[1]
     nlen, mlen = lengths_from_masks(speech_mask, text_mask, B, N, M, device)
     real = real_cells(nlen, mlen, N, M)
-    corrected = normalization != "none" or diagonal_prior > 0
-    if similarity is not None:
-        raw = _checked_similarity(similarity, (B, N, M), device).masked_fill(~real, 0.0)
-    elif spec.similarity == "required" or (spec.similarity == "optional" and corrected):
-        raw = cosine_similarity(speech, text).masked_fill_(~real, 0.0)
-    else:
-        raw = None
-
-    # a sample is invalid when empty, infeasible for the method, or when what the method reads is not finite
-    valid = (nlen > 0) & (mlen > 0)
-    if spec.every_token_a_frame:
-        valid &= nlen >= mlen
-    if raw is not None:
-        valid &= finite_per_sample(raw, real)
-    else:
-        valid &= finite_per_sample(speech, real.any(2, keepdim=True)) & finite_per_sample(
-            text, real.any(1).unsqueeze(-1)
-        )
+    raw = _input_similarity(spec, speech, text, similarity, real, normalization != "none" or diagonal_prior > 0)
+    valid = _valid_samples(spec, speech, text, raw, nlen, mlen, real)
     if strict and not bool(valid.all()):
         _raise_invalid(valid, nlen, mlen, spec)
-    run_nlen, run_mlen = torch.where(valid, nlen, 0), torch.where(valid, mlen, 0)
-
+    run_nlen, run_mlen = torch.where(valid, nlen, 0), torch.where(valid, mlen, 0)  # invalid samples: all -1
     work = raw
     if raw is not None and spec.similarity != "unused":
-        if normalization != "none":
-            work = normalize_similarity_from_lengths(raw, run_nlen, run_mlen, normalization, csls_k=csls_k)
-        if diagonal_prior > 0:
-            work = work - float(diagonal_prior) * diagonal_penalty_from_lengths(run_nlen, run_mlen, N, M)
+        work = _corrected(raw, run_nlen, run_mlen, normalization, float(diagonal_prior), csls_k)
 
     # ---- dispatch
-    inputs = _MethodInputs(speech, text, work, run_nlen, run_mlen, backend, window)
-    frame_to_token = spec.run(inputs).to(device)
+    frame_to_token = spec.run(_MethodInputs(speech, text, work, run_nlen, run_mlen, backend, window)).to(device)
 
     # ---- package
-    score = (
-        path_score(raw, frame_to_token, valid) if raw is not None else path_cosine(speech, text, frame_to_token, valid)
-    )
+    if raw is not None:
+        score = path_score(raw, frame_to_token, valid)
+    else:
+        score = path_cosine(speech, text, frame_to_token, valid)
     coverage, monotonic = path_stats(frame_to_token, mlen, M)
-    seconds = None
     if timed:
         _synchronize(device)
-        seconds = time.perf_counter() - t0
     return AlignmentOutput(
         frame_to_token=frame_to_token,
         score=score,
         valid=valid,
         token_coverage=torch.where(valid, coverage, 0.0),
         monotonic=monotonic & valid,
-        seconds=seconds,
+        seconds=time.perf_counter() - t0 if timed else None,
     )
 
 

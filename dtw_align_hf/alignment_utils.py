@@ -349,15 +349,17 @@ def path_cosine(
     return torch.where(valid, score, float("-inf"))
 
 
-def finite_per_sample(x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: whether every real entry of sample b is finite (padding ignored; no host synchronisation).
+def finite_per_sample(x: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) bool: whether every real entry of sample b is finite (no host synchronisation).
 
-    A float64 sum propagates NaN / inf and cannot overflow from float32 values: cheaper than `isfinite().all()`.
+    `real` (broadcastable to x) marks the entries to check; None checks all (for a tensor already 0 on padding). A
+    float64 sum propagates NaN / inf and cannot overflow from float32 values: cheaper than `isfinite().all()`.
     """
     if x.shape[0] == 0:
         return torch.ones(0, dtype=torch.bool, device=x.device)
-    summed = torch.where(real, x, 0.0).flatten(1).sum(1, dtype=torch.float64)
-    return torch.isfinite(summed)
+    if real is not None:
+        x = torch.where(real, x, 0.0)
+    return torch.isfinite(x.flatten(1).sum(1, dtype=torch.float64))
 
 
 __all__ = [
