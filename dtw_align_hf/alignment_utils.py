@@ -11,7 +11,7 @@ enters a statistic), applied by `align(normalization=..., diagonal_prior=...)` b
   (a horizontal stripe in the similarity plot) and would otherwise absorb a long stretch of frames:
   `"token_center"` subtracts each token's mean over the frames, `"token_zscore"` also divides by its standard
   deviation, `"csls"` is the cross-domain similarity local scaling of Conneau et al., 2018 ("Word Translation Without
-  Parallel Data", arXiv 1710.04087, eq. 6) with k nearest neighbours.
+  Parallel Data", arXiv 1710.04087) with k nearest neighbours.
 - `diagonal_penalty`: the distance of every cell from the length-proportional diagonal, which
   `align(diagonal_prior=w)` subtracts, times w, from the similarity.
 """
@@ -239,7 +239,7 @@ def normalize_similarity(
     - `"none"`: S unchanged (padding set to 0).
     - `"token_center"`: `S[n, m] - mean_n' S[n', m]`, each token's mean over the sample's real frames removed.
     - `"token_zscore"`: `(S[n, m] - mean_n' S[n', m]) / max(std_n' S[n', m], eps)` (population standard deviation).
-    - `"csls"`: `2 S[n, m] - r_F(n) - r_T(m)` (Conneau et al., 2018, arXiv 1710.04087, eq. 6), where `r_T(m)` is the
+    - `"csls"`: `2 S[n, m] - r_F(n) - r_T(m)` (Conneau et al., 2018, arXiv 1710.04087), where `r_T(m)` is the
       mean similarity of token m to its `min(k, N_b)` most similar real frames and `r_F(n)` that of frame n to its
       `min(k, M_b)` most similar real tokens. `r_F(n)` is the same for every token of a frame, so it changes no
       path of `"dtw"`, `"nn"` or `"cmot"` (each frame takes exactly one token), only the score scale.
