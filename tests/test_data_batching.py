@@ -194,3 +194,15 @@ def test_seconds_batched_stream_limit_and_coverage(shards):
     )
     ids = [i for batch in loader for i in batch]
     assert sorted(ids) == sorted(f"s{i}" for i in range(200))
+
+
+def test_deprecated_tokenizer_spelling_goes_through_the_processor(tiny_processor):
+    features = _features()
+    legacy = DataCollatorSpeechTranslation(
+        tokenizer=tiny_processor.tokenizer, feature_extractor=tiny_processor.feature_extractor
+    )(features)
+    current = DataCollatorSpeechTranslation(tiny_processor)(features)
+    for key in current:
+        torch.testing.assert_close(legacy[key], current[key], msg=key)
+    with pytest.raises(TypeError, match="processor"):
+        DataCollatorSpeechTranslation()
