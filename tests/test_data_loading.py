@@ -400,3 +400,20 @@ def test_covost2_column_flags_and_error(tmp_path):
     bad = _covost_parquet(tmp_path / "bad.parquet", _covost_rows(), drop="translation")
     with pytest.raises(MissingColumnError, match="--translation_column"):
         load_covost2("de_en", "train", data_files=bad)
+
+
+def test_text_train_files_next_to_a_covost2_stream(tmp_path, no_audio):
+    (tmp_path / "de_en").mkdir()
+    _covost_parquet(tmp_path / "de_en" / "train-00000-of-00001.parquet", _covost_rows())
+    (tmp_path / "x.tsv").write_text("src\ttgt\nein\tone\n", encoding="utf-8")
+    args = DataArguments(
+        dataset="covost2",
+        dataset_config="de_en",
+        data_dir=str(tmp_path),
+        text_train_files=[str(tmp_path / "x.tsv")],
+        eval_split=None,
+        test_split=None,
+    )
+    splits, counters = load_splits(args, text_only=True)
+    assert [e["translation"] for e in splits["train"]] == ["that is good", "hello world", "a dog", "one"]
+    assert counters["train"].counts == {"empty_transcript": 1}
