@@ -52,13 +52,6 @@ KNOWN_FAILURES = {
         "the model card passes `max_new_tokens=200` to a checkpoint whose generation config has `max_length`: "
         "transformers prints its length warning (card-template fix in the eco handoff)"
     ),
-    "PeftModel.from_pretrained(DTWAlignForSpeechTranslation.from_pretrained(base)": (
-        "the PEFT block uses `DTWAlignForSpeechTranslation` without importing it (README fix in the eco handoff)"
-    ),
-    "train = load_covost2(": (
-        "the data block streams CoVoST 2 from the Hub and reads a MuST-C copy: it needs "
-        "`<!-- snippet: skip (needs the Hub and a MuST-C copy) -->` above it (README fix in the eco handoff)"
-    ),
 }
 
 
