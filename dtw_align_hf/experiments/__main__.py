@@ -14,6 +14,7 @@ The exit status is 1 when a run failed (the table is still written from the rest
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,10 @@ from .runner import execute, load_state
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_GRID = "recipes/experiments/demo_grid.yaml"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 -- the command line's own output (the library modules only log)
 
 
 def _repo(path: str | None) -> Path:
@@ -55,19 +60,20 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
 
     repo = _repo(args.repo)
+    # a SIGTERM'd grid raises SystemExit inside subprocess.run, which then kills the running script too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     grid_path = args.grid or str(repo / DEFAULT_GRID)
     grid = load_grid(grid_path, repo=repo, output_dir=args.output_dir, quick=args.quick)
     runs = grid.runs()
     if args.dry_run:
         for run in runs:
-            print(f"{run.name}: {' '.join(run.command(sys.executable, repo))}")
+            _say(f"{run.name}: {' '.join(run.command(sys.executable, repo))}")
         return {"runs": [run.name for run in runs]}
 
     stage2 = sum(run.stage == "stage2" for run in runs)
-    print(
+    _say(
         f"[experiments] {len(runs)} runs ({len(runs) - stage2} stage 1, {stage2} stage 2: {len(grid.systems)} systems x "
-        f"{len(grid.data)} data x {len(grid.seeds)} seeds) into {grid.output_dir}",
-        flush=True,
+        f"{len(grid.data)} data x {len(grid.seeds)} seeds) into {grid.output_dir}"
     )
     if args.report_only:
         state = load_state(grid)
@@ -77,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         state = execute(grid, repo, echo=tqdm.write, progress=not args.no_progress)
     report = write_report(grid, state)
     out = grid.output_dir
-    print(f"[experiments] table: {out / 'results.md'}  JSON: {out / 'results.json'}", flush=True)
+    _say(f"[experiments] table: {out / 'results.md'}  JSON: {out / 'results.json'}")
     for plot in report["plots"]:
-        print(f"[experiments] plot: {plot}")
+        _say(f"[experiments] plot: {plot}")
     planned = {run.name for run in runs}
     failed = [
         name
@@ -88,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]
     report["failed"] = failed
     if failed:
-        print(f"[experiments] {len(failed)} run(s) failed or skipped: {', '.join(failed)}", flush=True)
+        _say(f"[experiments] {len(failed)} run(s) failed or skipped: {', '.join(failed)}")
     return report
 
 

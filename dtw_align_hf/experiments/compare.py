@@ -210,11 +210,13 @@ def markdown_table(grid: Grid, rows: list[dict[str, Any]], records: list[dict[st
     if grid.description:
         lines += [grid.description.strip(), ""]
     lines += [
-        f"Grid: `{grid.source or '(dict)'}`; seeds {grid.seeds}; baseline `{grid.baseline}`. Mean ± standard "
-        "deviation over seeds (none for one seed). p: two-sided paired bootstrap p-value of BLEU against the baseline "
-        f"of the same data and seed ({int(grid.bootstrap.get('n_samples', 1000))} resamples), one per seed; 95% CI: "
-        "the system's bootstrap interval of BLEU per seed. Alignment accuracy is against the corpus' reference word "
-        "timings; 'align s' is the total alignment time, logged only with `alignment_timing: true`.",
+        (
+            f"Grid: `{grid.source or '(dict)'}`; seeds {grid.seeds}; baseline `{grid.baseline}`. Mean ± standard "
+            "deviation over seeds (none for one seed). p: two-sided paired bootstrap p-value of BLEU against the baseline "
+            f"of the same data and seed ({int(grid.bootstrap.get('n_samples', 1000))} resamples), one per seed; 95% CI: "
+            "the system's bootstrap interval of BLEU per seed. Alignment accuracy is against the corpus' reference word "
+            "timings; 'align s' is the total alignment time, logged only with `alignment_timing: true`."
+        ),
         "",
     ]
     titles = [title for _, title, _ in METRICS]

@@ -155,7 +155,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ValueError(f"{where} must be a mapping of flag -> value, got {type(value).__name__}.")
+        raise TypeError(f"{where} must be a mapping of flag -> value, got {type(value).__name__}.")
     for key in value:
         if not isinstance(key, str) or key.startswith("-"):
             raise ValueError(f"{where}: flag names are written without dashes, e.g. `max_steps: 200`; got {key!r}.")
@@ -251,7 +251,7 @@ def load_grid(
 
     data_raw = raw.get("data") or {"default": {}}
     if not isinstance(data_raw, dict):
-        raise ValueError(f"{where}: `data` must map condition names (e.g. low, high) to data flags.")
+        raise TypeError(f"{where}: `data` must map condition names (e.g. low, high) to data flags.")
     data = {}
     for name, flags in data_raw.items():
         if not isinstance(name, str) or not _NAME.match(name):
