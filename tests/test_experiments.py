@@ -280,3 +280,12 @@ def test_quick_grid_end_to_end(tmp_path, monkeypatch):
     again = main(["--quick", "--output_dir", str(out), "--no_progress"])
     state = json.loads((out / "grid_state.json").read_text())
     assert {r["status"] for r in state["runs"].values()} == {"finished"} and again["failed"] == []
+
+
+def test_table_names_the_post_hoc_aligner_of_systems_trained_without_alignment(tmp_path):
+    systems = {"dtw_align": {"alignment": "dtw"}, "multitask": {"alignment": "none", "mixup": "none"}}
+    grid = _grid(tmp_path, seeds=[1], systems=systems)
+    state = execute(grid, REPO, runner=FakeScripts(), progress=False, echo=lambda _: None)
+    write_report(grid, state)
+    table = (grid.output_dir / "results.md").read_text()
+    assert "| low | multitask [dtw] |" in table and "| low | **dtw_align** |" in table

@@ -168,6 +168,7 @@ def aggregate(grid: Grid, records: list[dict[str, Any]]) -> list[dict[str, Any]]
                 "flags": grid.systems[system],
                 "seeds": [r["seed"] for r in done],
                 "missing_seeds": [r["seed"] for r in runs if r["status"] != "finished"],
+                "alignment_methods": sorted({r["alignment_method"] for r in done if r.get("alignment_method")}),
             }
             for key, _, _ in METRICS:
                 mean, std, n = mean_std([r.get(key) for r in done])
@@ -215,7 +216,9 @@ def markdown_table(grid: Grid, rows: list[dict[str, Any]], records: list[dict[st
             "deviation over seeds (none for one seed). p: two-sided paired bootstrap p-value of BLEU against the baseline "
             f"of the same data and seed ({int(grid.bootstrap.get('n_samples', 1000))} resamples), one per seed; 95% CI: "
             "the system's bootstrap interval of BLEU per seed. Alignment accuracy is against the corpus' reference word "
-            "timings; 'align s' is the total alignment time, logged only with `alignment_timing: true`."
+            "timings (for a system trained without alignment: the method in brackets, run on its trained "
+            "embeddings); 'align s' is the total alignment time during training, logged only with "
+            "`alignment_timing: true`; 'train s' is the Trainer's training time (the shared stage 1 not included)."
         ),
         "",
     ]
@@ -231,6 +234,8 @@ def markdown_table(grid: Grid, rows: list[dict[str, Any]], records: list[dict[st
     for row in rows:
         cells = [_fmt(row[key], scale) for key, _, scale in METRICS]
         name = f"**{row['system']}**" if row["baseline"] else row["system"]
+        if row["alignment_methods"] and row["flags"].get("alignment") == "none":
+            name += f" [{', '.join(row['alignment_methods'])}]"
         seeds = ",".join(map(str, row["seeds"])) or "none"
         if row["missing_seeds"]:
             seeds += f" (missing {','.join(map(str, row['missing_seeds']))})"
