@@ -289,3 +289,14 @@ def test_table_names_the_post_hoc_aligner_of_systems_trained_without_alignment(t
     write_report(grid, state)
     table = (grid.output_dir / "results.md").read_text()
     assert "| low | multitask [dtw] |" in table and "| low | **dtw_align** |" in table
+
+
+def test_a_finished_run_with_other_flags_is_kept_and_flagged(tmp_path):
+    grid = _grid(tmp_path, seeds=[1])
+    execute(grid, REPO, runner=FakeScripts(), progress=False, echo=lambda _: None)
+    changed = _grid(tmp_path, seeds=[1], common={"max_steps": 7})
+    messages, fake = [], FakeScripts()
+    state = execute(changed, REPO, runner=fake, progress=False, echo=messages.append)
+    assert fake.calls == []  # results.json decides; the warning says how to rerun
+    assert all(record["changed"] for record in state["runs"].values())
+    assert all("delete the folder to rerun" in message for message in messages)
