@@ -85,7 +85,7 @@ def test_demo_grid_plans_every_system_on_a_shared_stage1():
     for run in runs:
         command = run.command("python", REPO)
         assert command[1] == str(REPO / run.script) and _flag(command, "config") == str(run.recipe)
-        assert _flag(command, "seed") == str(run.seed)
+        assert _flag(command, "seed") == _flag(command, "data_seed") == str(run.seed)  # same data order per seed
         assert Path(_flag(command, "output_dir")) == grid.output_dir / run.data / f"seed{run.seed}" / run.system
         if run.stage == "stage2":
             # every system of a data condition and seed starts from the same stage-1 model, trained before it

@@ -30,7 +30,7 @@ GRID_KEYS = ("description", "output_dir", "stage1", "stage2", "common", "data", 
 GRID_KEYS += ("bootstrap", "quick_systems")
 STAGE_KEYS = ("recipe", "overrides")
 # Set by the grid for every run; a grid that sets them itself is refused.
-RESERVED_FLAGS = ("output_dir", "seed", "mt_model_name_or_path", "config", "overwrite_output_dir")
+RESERVED_FLAGS = ("output_dir", "seed", "data_seed", "mt_model_name_or_path", "config", "overwrite_output_dir")
 
 #: `--quick`: the settings of `run_demo.py --quick` (a tiny corpus and a few steps), applied to both stages.
 QUICK = {
@@ -118,13 +118,16 @@ class Grid:
                         **self.stage1_overrides,
                         "output_dir": str(stage1_dir),
                         "seed": seed,
+                        "data_seed": seed,
                     },
                 )
                 runs.append(stage1)
                 for system, system_flags in self.systems.items():
                     run_dir = folder / system
                     flags = {**self.common, **data_flags, **self.stage2_overrides, **system_flags}
-                    flags.update(output_dir=str(run_dir), seed=seed, mt_model_name_or_path=str(stage1_dir))
+                    flags.update(
+                        output_dir=str(run_dir), seed=seed, data_seed=seed, mt_model_name_or_path=str(stage1_dir)
+                    )
                     runs.append(
                         Run("stage2", data_name, seed, system, run_dir, self.stage2_recipe, flags, depends_on=stage1)
                     )
@@ -205,7 +208,8 @@ def load_grid(
         repo (`Path`): the repository root (holds the run scripts; relative recipe paths fall back to it).
         output_dir: overrides the grid's `output_dir`.
         quick (`bool`): shrink the grid to a smoke run: `QUICK` flags (run_demo.py's tiny corpus and few steps) on
-            both stages, one data condition (`quick`), the first seed, and two systems (the baseline and the first
+            both stages, one data condition (`quick`: the grid's data flags are dropped, so the recipes' own dataset
+            runs, the demo corpus for the demo recipes), the first seed, and two systems (the baseline and the first
             of `quick_systems`, default the next system listed).
 
     Raises:
