@@ -94,8 +94,9 @@ def paired_bootstrap(
     `bootstrap-hypothesis-difference-significance.pl`): the same `n_samples` resamples of sentence indices are scored
     for both systems from sufficient statistics; the p-value is the share of resamples whose (mean-centred) absolute
     score difference exceeds the observed one, with +1 smoothing. It is two-sided: a small p-value says the systems
-    differ, the sign of `delta` says which is better. One correction: for two identical outputs sacrebleu's strict
-    ">" gives p = 1 / (n_samples + 1), which reads as significant; we report p = 1.0 there.
+    differ, the sign of `delta` says which is better. One correction: when the observed difference is exactly zero
+    (identical outputs, or different outputs with the same corpus statistics) sacrebleu's strict ">" gives
+    p = 1 / (n_samples + 1), which reads as significant; every resample differs by at least zero, so we report 1.0.
 
     Args:
         hyps_a (`list[str]`): baseline outputs. hyps_b (`list[str]`): outputs of the system under test.
@@ -136,7 +137,7 @@ def paired_bootstrap(
             "baseline": float(base.score),
             "system": float(system.score),
             "delta": float(system.score - base.score),
-            "p_value": 1.0 if systems[0][1] == systems[1][1] else float(system.p_value),
+            "p_value": 1.0 if float(system.score) == float(base.score) else float(system.p_value),
             "baseline_mean": float(base.mean),
             "baseline_ci": float(base.ci),
             "system_mean": float(system.mean),

@@ -237,3 +237,14 @@ def test_alignment_statistics_input_checks():
         alignment_statistics([[0, 1], [0, 0]], num_tokens=[2])
     with pytest.raises(ValueError, match="assigns token 3"):
         alignment_statistics([0, 3], num_tokens=2)
+
+
+def test_paired_bootstrap_zero_difference_is_not_significant():
+    # Different outputs with identical BLEU statistics ("yard" and "lawn" both miss "park"): the observed BLEU
+    # difference is 0, so no resample can be "more extreme"; p must be 1, not sacrebleu's 1/(n+1).
+    refs = ["the cat sat on the mat", "a dog ran in the park"]
+    hyps_a = ["the cat sat on a mat", "a dog ran in the yard"]
+    hyps_b = ["the cat sat on a mat", "a dog ran in the lawn"]
+    out = paired_bootstrap(hyps_a, hyps_b, refs, n_samples=200)
+    assert out["bleu"]["delta"] == 0.0
+    assert out["bleu"]["p_value"] == 1.0
