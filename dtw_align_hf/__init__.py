@@ -8,7 +8,7 @@ and copies the model's code files next to the weights.
 from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from .alignment import AlignmentOutput, align
-from .configuration_dtw_align import DTWAlignConfig
+from .configuration_dtw_align import ALIGNMENTS, DTW_ALIGN_SETTINGS, MIXUPS, PRESETS, SPEECH_POSITIONS, DTWAlignConfig
 from .metrics import alignment_accuracy, translation_metrics
 from .modeling_dtw_align import (
     DTWAlignConvAdapter,
@@ -31,6 +31,11 @@ DTWAlignForSpeechTranslation.register_for_auto_class("AutoModelForSpeechSeq2Seq"
 DTWAlignProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
+    "ALIGNMENTS",
+    "DTW_ALIGN_SETTINGS",
+    "MIXUPS",
+    "PRESETS",
+    "SPEECH_POSITIONS",
     "AlignmentOutput",
     "DTWAlignConfig",
     "DTWAlignConvAdapter",

@@ -10,22 +10,30 @@ One training batch, in order (`DTWAlignForSpeechTranslation.forward`):
    weighted by the config. Inference and evaluation run step 1 only.
 """
 
-import contextlib
 import copy
-import inspect
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging
 
 from .alignment import AlignmentOutput, align
 from .configuration_dtw_align import DTWAlignConfig
 from .losses import IGNORE_INDEX, label_smoothed_cross_entropy, symmetric_kl, weighted_total
 from .mixup import mix, sample_mixup_ratio
+from .modeling_dtw_align_blocks import (
+    DTWAlignConvAdapter,
+    DTWAlignEncoderOutput,
+    DTWAlignEncoderView,
+    DTWAlignSeq2SeqLMOutput,
+    check_forward_inputs,
+    check_text,
+    new_align_kwargs,
+    pick_audio,
+    translation_positions,
+)
 from .modeling_speech_encoders import (
     build_speech_encoder,
     check_audio_batch,
@@ -41,119 +49,6 @@ from .modeling_speech_encoders import (
 
 
 logger = logging.get_logger(__name__)
-
-
-@dataclass
-class DTWAlignEncoderOutput(BaseModelOutput):
-    """Translation-encoder output for speech, with the frame mask the decoder's cross-attention needs.
-
-    `generate` repeats every tensor field for beams, so the mask travels with the encoder states.
-
-    Args:
-        last_hidden_state (`torch.Tensor` of shape `(B, N, D)`): translation-encoder states, N adapter frames.
-        attention_mask (`torch.Tensor` of shape `(B, N)`, long): 1 on real frames.
-        speech_embeds (`torch.Tensor` of shape `(B, N, D)`): adapter outputs (the encoder's input embeddings).
-    """
-
-    attention_mask: torch.Tensor | None = None
-    speech_embeds: torch.Tensor | None = None
-
-
-@dataclass
-class DTWAlignSeq2SeqLMOutput(Seq2SeqLMOutput):
-    """[`Seq2SeqLMOutput`] of the speech pass, plus each DTW-Align loss term and alignment statistics.
-
-    Args:
-        loss (`torch.Tensor`): the weighted total (training) or the ST loss (evaluation); a per-token average.
-        logits (`torch.Tensor` of shape `(B, L, V)`): speech-translation logits.
-        loss_st, loss_mt, loss_mix, loss_kl (`torch.Tensor`, *optional*): unweighted terms, each a sum over target
-            tokens divided by `num_items_in_batch` (or the batch's token count). `loss_kl` is the sum of the enabled
-            symmetric KL terms. `None` when the term was not computed.
-        align_valid_frac (`torch.Tensor`, *optional*): share of the batch that could be aligned (N_b >= M_b for dtw).
-        align_frames_per_token (`torch.Tensor`, *optional*): adapter frames per transcript token over valid samples.
-        align_seconds (`torch.Tensor`, *optional*): wall time of the alignment call.
-    """
-
-    loss_st: torch.Tensor | None = None
-    loss_mt: torch.Tensor | None = None
-    loss_mix: torch.Tensor | None = None
-    loss_kl: torch.Tensor | None = None
-    align_valid_frac: torch.Tensor | None = None
-    align_frames_per_token: torch.Tensor | None = None
-    align_seconds: torch.Tensor | None = None
-
-
-class DTWAlignConvAdapter(nn.Module):
-    """Strided 1-D convolutions from speech-encoder frames to the translation model's width.
-
-    fairseq's `Conv1dSubsampler` (CMOT): each layer is `Conv1d(kernel k, stride s, padding k // 2)`; with the GLU
-    activation each conv outputs twice the channels and the GLU halves them. Frames past each sample's length are
-    zeroed before every conv, so padding never leaks into real frames (a padded batch gives the same outputs as
-    batch size 1). Length rule per layer: `floor((L + 2 * (k // 2) - k) / s) + 1`.
-    """
-
-    def __init__(self, config: DTWAlignConfig):
-        super().__init__()
-        speech_width = getattr(config.speech_config, "output_hidden_size", None) or config.speech_config.hidden_size
-        self.kernel_size, self.stride = config.adapter_kernel_size, config.adapter_stride
-        self.activation = config.adapter_activation
-        out_width, hidden = config.adapter_output_size, config.adapter_hidden_size
-        glu = self.activation == "glu"
-        self.convs = nn.ModuleList()
-        in_ch = speech_width
-        for i in range(config.adapter_num_layers):
-            last = i == config.adapter_num_layers - 1
-            out_ch = (2 * out_width if glu else out_width) if last else hidden
-            conv = nn.Conv1d(in_ch, out_ch, self.kernel_size, self.stride, padding=self.kernel_size // 2)
-            conv._is_dtw_align_adapter = True  # read by DTWAlignPreTrainedModel._init_weights
-            self.convs.append(conv)
-            in_ch = hidden // 2 if glu else hidden
-        self.layer_norm = nn.LayerNorm(out_width) if config.adapter_layer_norm else None
-
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Adapter frames for `lengths` speech-encoder frames (long tensor of any shape)."""
-        for _ in self.convs:
-            lengths = self._conv_lengths(lengths)
-        return lengths
-
-    def forward(self, hidden_states: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, C) speech-encoder frames with (B,) lengths -> (B, N, D) speech embeddings and (B,) lengths."""
-        x = hidden_states.transpose(1, 2)
-        for i, conv in enumerate(self.convs):
-            steps = torch.arange(x.size(-1), device=x.device)
-            x = x * (steps[None, :] < lengths[:, None]).unsqueeze(1).to(x.dtype)
-            x = conv(x)
-            lengths = self._conv_lengths(lengths)
-            if self.activation == "glu":
-                x = nn.functional.glu(x, dim=1)
-            elif i < len(self.convs) - 1:
-                x = nn.functional.gelu(x)
-        x = x.transpose(1, 2)
-        if self.layer_norm is not None:
-            x = self.layer_norm(x)
-        return x, lengths
-
-    def _conv_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        pad = self.kernel_size // 2
-        return (torch.div(lengths + 2 * pad - self.kernel_size, self.stride, rounding_mode="floor") + 1).clamp(min=0)
-
-
-class _EncoderView(nn.Module):
-    """What `get_encoder()` returns: the speech path up to the translation encoder. Owns no parameters.
-
-    `GenerationMixin.generate` calls `get_encoder()(<main_input_name>=..., attention_mask=..., return_dict=True)` once
-    and feeds the result back to `forward` as `encoder_outputs` at every decoding step.
-    """
-
-    def __init__(self, owner: "DTWAlignForSpeechTranslation"):
-        super().__init__()
-        object.__setattr__(self, "_owner", owner)  # not a submodule: no duplicate parameters in the state dict
-        self.main_input_name = owner.main_input_name
-
-    def forward(self, inputs=None, attention_mask=None, *, input_values=None, input_features=None, **kwargs):
-        """`inputs`: the audio in the model's own kind (positional), else `input_values` / `input_features`."""
-        audio = inputs if inputs is not None else self._owner._pick_audio(input_values, input_features)
-        return self._owner.encode_speech(audio, attention_mask, sampling_rate=kwargs.get("sampling_rate"))
 
 
 class DTWAlignPreTrainedModel(PreTrainedModel):
@@ -175,31 +70,6 @@ class DTWAlignPreTrainedModel(PreTrainedModel):
             init.uniform_(module.bias, -bound, bound)
             return
         super()._init_weights(module)
-
-
-@contextlib.contextmanager
-def _positions(encoder: nn.Module, mode: str, captured: list | None = None):
-    """Zero the translation encoder's position embeddings (`mode="none"`) or record them (`captured`)."""
-    table = getattr(encoder, "embed_positions", None)
-    if table is None:
-        if mode == "none":
-            raise ValueError(
-                f"`speech_positions='none'` needs a translation encoder with an `embed_positions` module; "
-                f"{type(encoder).__name__} has none. Use `speech_positions='sinusoidal'`."
-            )
-        yield
-        return
-
-    def hook(module, args, output):
-        if captured is not None:
-            captured.append(output)
-        return torch.zeros_like(output) if mode == "none" else None
-
-    handle = table.register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
 
 
 class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
@@ -242,7 +112,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 sub_config._attn_implementation = self.config._attn_implementation
         self.main_input_name = speech_input_name(self.config.speech_config)
         self._training_progress = 0.0
-        object.__setattr__(self, "_encoder_view", _EncoderView(self))
+        object.__setattr__(self, "_encoder_view", DTWAlignEncoderView(self))
         self.post_init()
         gen = self.generation_config
         if gen is not None and gen.max_length is None and gen.max_new_tokens is None:
@@ -285,7 +155,8 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         window = config_overrides.pop("speech_window_seconds", None)
         overrides = {"speech_": {}, "text_": {}}
         for prefix, found in overrides.items():
-            for key in [k for k in config_overrides if k.startswith(prefix)]:
+            # `speech_positions` etc. are DTWAlignConfig fields, not sub-config overrides
+            for key in [k for k in config_overrides if k.startswith(prefix) and not hasattr(DTWAlignConfig, k)]:
                 found[key[len(prefix) :]] = config_overrides.pop(key)
         hub = ("revision", "token", "cache_dir", "local_files_only")
         speech_config = AutoConfig.from_pretrained(
@@ -382,20 +253,6 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
 
     # ------------------------------------------------------------------ input checks
 
-    def _pick_audio(self, input_values: torch.Tensor | None, input_features: torch.Tensor | None):
-        """The audio tensor of whichever key was passed; raises if it is the wrong kind for this speech encoder."""
-        if input_values is not None and input_features is not None:
-            raise ValueError("Pass either `input_values` or `input_features`, not both.")
-        given = (
-            "input_values" if input_values is not None else "input_features" if input_features is not None else None
-        )
-        if given is not None and given != self.main_input_name:
-            raise ValueError(
-                f"This model's speech encoder ({self.config.speech_config.model_type}) takes `{self.main_input_name}`, "
-                f"got `{given}`; prepare the audio with this model's processor (`DTWAlignProcessor.from_pretrained`)."
-            )
-        return input_values if input_values is not None else input_features
-
     def _check_audio(self, audio: torch.Tensor, attention_mask: torch.Tensor | None, sampling_rate: int | None):
         """Raise on audio the model cannot take, before any compute, naming the sample and the fix."""
         check_audio_batch(self, audio, attention_mask, sampling_rate)
@@ -410,20 +267,6 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
     def _speech_frame_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         """Adapter frames per utterance for `input_lengths` input units."""
         return self.adapter.output_lengths(encoder_output_lengths(self.speech_encoder, input_lengths))
-
-    def _check_text(self, input_ids: torch.Tensor, text_attention_mask: torch.Tensor | None) -> torch.Tensor:
-        if input_ids.dim() != 2:
-            raise ValueError(
-                f"`input_ids` (transcript) must have shape (batch, tokens), got {tuple(input_ids.shape)}."
-            )
-        if text_attention_mask is None:
-            text_attention_mask = input_ids.ne(self.config.pad_token_id)
-        if text_attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"`text_attention_mask` {tuple(text_attention_mask.shape)} does not match `input_ids` "
-                f"{tuple(input_ids.shape)}."
-            )
-        return text_attention_mask.bool()
 
     # ------------------------------------------------------------------ passes
 
@@ -474,7 +317,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
     def _encode_speech(self, audio, attention_mask, spec_augment: bool = True) -> DTWAlignEncoderOutput:
         speech_embeds, frame_mask = self.speech_embeddings(audio, attention_mask, spec_augment=spec_augment)
         encoder = self.mt.get_encoder()
-        with _positions(encoder, self.config.speech_positions):
+        with translation_positions(encoder, self.config.speech_positions):
             encoded = encoder(inputs_embeds=speech_embeds, attention_mask=frame_mask)
         return DTWAlignEncoderOutput(
             last_hidden_state=encoded.last_hidden_state, attention_mask=frame_mask, speech_embeds=speech_embeds
@@ -542,9 +385,10 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             cache = kwargs.pop("past_key_values")
         if use_cache is None and labels is not None:
             use_cache = False
-        audio = self._pick_audio(input_values, input_features)
+        audio = pick_audio(self, input_values, input_features)
         multitask = self.training and input_ids is not None
-        text_mask = self._check_inputs(
+        text_mask = check_forward_inputs(
+            self,
             audio,
             attention_mask,
             sampling_rate,
@@ -591,40 +435,6 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                     )  # fmt: skip
         return self._losses(out, logits, labels, num_items_in_batch, valid)
 
-    def _check_inputs(self, audio, attention_mask, sampling_rate, input_ids, text_attention_mask, labels,
-                      decoder_input_ids, encoder_outputs, multitask):  # fmt: skip
-        """Every check of `forward`, before any compute; returns the transcript mask (or `None`)."""
-        cfg = self.config
-        if encoder_outputs is None and audio is None:
-            raise ValueError(f"Pass `{self.main_input_name}` (audio from the processor) or `encoder_outputs`.")
-        if multitask and labels is None:
-            raise ValueError(
-                "`input_ids` (transcript) was given in training mode without `labels` (translation): the MT and mixup "
-                "passes need the translation; pass `labels` from the collator."
-            )
-        if self.training and labels is not None and input_ids is None and (cfg.uses_mixup or cfg.mt_weight > 0):
-            raise ValueError(
-                f"Training with alignment={cfg.alignment!r}, mixup={cfg.mixup!r}, mt_weight={cfg.mt_weight} needs the "
-                "transcript: pass `input_ids` (and `text_attention_mask`) from the collator, or set `alignment='none'` "
-                "and `mt_weight=0` for plain speech-translation training."
-            )
-        if labels is None and decoder_input_ids is None and encoder_outputs is None:
-            raise ValueError(
-                "Pass `labels` (training/evaluation) or `decoder_input_ids`; to translate use `generate`."
-            )
-        text_mask = self._check_text(input_ids, text_attention_mask) if multitask else None
-        precomputed = encoder_outputs is not None and getattr(encoder_outputs, "speech_embeds", None) is None
-        if multitask and cfg.alignment != "none" and precomputed:
-            raise ValueError(
-                f"Alignment needs the speech embeddings: pass `{self.main_input_name}` instead of precomputed "
-                "`encoder_outputs` in training, or use `encoder_outputs` from `model.get_encoder()`."
-            )
-        if encoder_outputs is None:
-            check_audio_batch(self, audio, attention_mask, sampling_rate, text_mask=text_mask)
-        elif text_mask is not None:
-            check_audio_batch(self, None, None, None, text_mask=text_mask)
-        return text_mask
-
     def _st_pass(self, audio, attention_mask, encoder_outputs, decoder_input_ids, decoder_attention_mask,
                  spec_augment, **decode_kwargs):  # fmt: skip
         """Step 1: audio -> speech encoder -> adapter -> translation encoder -> decoder (or given encoder outputs)."""
@@ -656,7 +466,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         text_embeds = self.embed_text(input_ids)
         encoder = self.mt.get_encoder()
         captured = [] if self.config.speech_positions == "none" else None
-        with _positions(encoder, "sinusoidal", captured):
+        with translation_positions(encoder, "sinusoidal", captured):
             states = encoder(inputs_embeds=text_embeds, attention_mask=text_mask.long()).last_hidden_state
         logits = self._decode(states, text_mask.long(), decoder_input_ids, use_cache=use_cache).logits
         return text_embeds, (captured[0] if captured else None), states, logits
@@ -674,7 +484,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             backend=cfg.alignment_backend,
             strict=cfg.alignment_strict,
             window=cfg.alignment_window,
-            **_new_align_kwargs(cfg),
+            **new_align_kwargs(cfg),
         )
         valid = alignment.valid.to(frame_mask.device)
         out.align_valid_frac = valid.float().mean()
@@ -722,7 +532,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         mix_mask, mix_states = mixed.attention_mask.long(), mixed.mixed
         if at_input:
             encoder = self.mt.get_encoder()
-            with _positions(encoder, cfg.speech_positions):
+            with translation_positions(encoder, cfg.speech_positions):
                 mix_states = encoder(inputs_embeds=mix_states, attention_mask=mix_mask).last_hidden_state
         return self._decode(mix_states, mix_mask, decoder_input_ids, use_cache=use_cache).logits
 
@@ -776,7 +586,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             with `decoder_start_token_id`.
         """
         if inputs is None:
-            inputs = self._pick_audio(kwargs.pop("input_values", None), kwargs.pop("input_features", None))
+            inputs = pick_audio(self, kwargs.pop("input_values", None), kwargs.pop("input_features", None))
         if inputs is None and kwargs.get("encoder_outputs") is None and kwargs.get("input_ids") is not None:
             kwargs.pop("labels", None)
             return self.generate_from_text(kwargs.pop("input_ids"), attention_mask, **kwargs)
@@ -810,8 +620,8 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         """
         if attention_mask is not None and text_attention_mask is not None:
             raise ValueError("Pass the source mask as `attention_mask` or `text_attention_mask`, not both.")
-        attention_mask = self._check_text(
-            input_ids, attention_mask if attention_mask is not None else text_attention_mask
+        attention_mask = check_text(
+            self, input_ids, attention_mask if attention_mask is not None else text_attention_mask
         )
         check_audio_batch(self, None, None, None, text_mask=attention_mask)
         generation_config = copy.deepcopy(generate_kwargs.pop("generation_config", None) or self.generation_config)
@@ -819,25 +629,6 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         return self.mt.generate(
             input_ids=input_ids, attention_mask=attention_mask.long(), generation_config=generation_config, **unused
         )
-
-
-def _new_align_kwargs(cfg: DTWAlignConfig) -> dict:
-    """The alignment options of the redesigned `align()` (normalization, diagonal prior, timing), passed only when
-    they differ from their defaults, so that this model also runs with an `align` that predates them."""
-    wanted, accepted = {}, inspect.signature(align).parameters
-    if cfg.alignment_timing and "timed" in accepted:  # an older `align` times every call anyway
-        wanted["timed"] = True
-    if cfg.alignment_normalization != "none":
-        wanted["normalization"] = cfg.alignment_normalization
-    if cfg.alignment_diagonal_prior:
-        wanted["diagonal_prior"] = float(cfg.alignment_diagonal_prior)
-    missing = [name for name in wanted if name not in accepted]
-    if missing:
-        raise ValueError(
-            f"This version of `dtw_align_hf.alignment.align` has no {missing} option; leave "
-            f"{[f'alignment_{n}' for n in missing]} at their defaults or update the package."
-        )
-    return wanted
 
 
 __all__ = [
