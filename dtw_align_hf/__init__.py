@@ -30,6 +30,12 @@ DTWAlignConfig.register_for_auto_class()
 DTWAlignForSpeechTranslation.register_for_auto_class("AutoModelForSpeechSeq2Seq")
 DTWAlignProcessor.register_for_auto_class("AutoProcessor")
 
+# pipeline("automatic-speech-recognition", model=...) decodes by class name; make it use generate for ours
+from .pipeline_dtw_align import register_speech_seq2seq  # noqa: E402
+
+
+register_speech_seq2seq()
+
 __all__ = [
     "ALIGNMENTS",
     "DTW_ALIGN_SETTINGS",

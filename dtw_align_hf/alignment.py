@@ -1,13 +1,14 @@
 """Monotonic DTW alignment of speech frames to transcript tokens (DTW-Align, Issam et al., 2025, arXiv 2509.18987).
 
-One public function, `align`, in the shape of whisper's `timing.py`: it checks its inputs, computes the cosine
-similarity with one batched matmul and hands the `(B, N, M)` matrix to a backend registered by name:
+One public function, `align`, in the shape of whisper's `timing.py`: it checks its inputs and options, builds the
+similarity the method needs, dispatches to the method through a table (`_METHODS`: name -> function) and packages the
+result. For `method="dtw"` the `(B, N, M)` similarity goes to a DTW backend registered by name:
 
 - `"torch"`: the reference; vectorised over the batch, a Python loop over frames; runs on any device.
 - `"numba"`: CPU kernel, parallel over the batch (`alignment_numba.py`, extra `cpu-kernels`).
 - `"triton"`: the whole batch in one GPU launch (`alignment_triton.py`, extra `gpu`).
 
-The recurrence (METHOD.md, "DTW alignment"), with S the cosine similarity of frame n and token m:
+The recurrence (the paper's DTW alignment, with our step pattern), with S the similarity of frame n and token m:
 
     D[0, 0] = S[0, 0],   D[0, m > 0] = -inf,   D[n, m] = S[n, m] + max(D[n-1, m], D[n-1, m-1])
 
@@ -20,27 +21,52 @@ as late as possible, so on a tie earlier tokens get the longer segments (all-equ
 and every exact peer we checked (librosa, the MAS Cython packages) picks the same paths on random data. All backends
 run the same float32 operations in the same order (a max, then one add), so they agree path for path.
 
+Similarity corrections (`normalization`, `diagonal_prior`, see `alignment_utils.py`) are computed in torch before
+dispatch, so every backend runs the same DP on the same corrected matrix and the paths stay identical across backends.
+
 Other methods behind the same interface (`alignment_cmot.py`): `"cmot"` (alias `"ot"`), CMOT's released windowed
 nearest neighbour; `"nn"`, each frame's most similar token; `"uniform"`, length-proportional. They may leave tokens
 without a frame or go backwards; `AlignmentOutput.token_coverage` and `.monotonic` report it.
+
+Host-device synchronisation: a call makes one (the mask check, only when a mask is given), plus one for `strict=True`
+and two for `timed=True`; the kernels' own (numba copies to the host) aside, nothing else waits for the device.
 """
 
-import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Real
 
 import torch
 from transformers.utils import logging
 
+from .alignment_cmot import cmot_align_loop, cmot_align_vectorised, nn_align, uniform_align
+from .alignment_utils import (
+    SIMILARITY_NORMALIZATIONS,
+    check_embeddings,
+    cosine_similarity,
+    diagonal_penalty,
+    diagonal_penalty_from_lengths,
+    finite_per_sample,
+    lengths_from_masks,
+    normalize_similarity,
+    normalize_similarity_from_lengths,
+    path_cosine,
+    path_score,
+    path_stats,
+    real_cells,
+)
 from .import_utils import is_numba_available, is_triton_available
 
 
 logger = logging.get_logger(__name__)
 
 ALIGNMENT_METHODS = ("dtw", "cmot", "nn", "uniform")
-_METHOD_ALIASES = {"ot": "cmot"}
+METHOD_ALIASES = {"ot": "cmot"}
 DTW_BACKENDS = ("torch", "numba", "triton")
+CMOT_BACKENDS = ("torch", "loop")
+ALIGNMENT_BACKENDS = ("auto", *DTW_BACKENDS, "loop")
 _EXTRAS = {"numba": "cpu-kernels", "triton": "gpu"}
 
 # A DTW backend takes the similarity S (B, N, M) float32 contiguous, the lengths nlen, mlen (B,) int64 on S's device
@@ -58,18 +84,21 @@ class AlignmentOutput:
             Index of the token assigned to each speech frame; -1 on padded frames and on every frame of an invalid
             sample.
         score (`torch.Tensor` of shape `(B,)`, float32):
-            Sum of the cosine similarities along the path (`sum_n S[n, frame_to_token[n]]`, accumulated in float64);
-            -inf where the sample is invalid.
+            Sum along the path of the similarity before any correction (`sum_n S[n, frame_to_token[n]]`, S the cosine
+            similarity or the `similarity` passed in, accumulated in float64), so scores compare across methods and
+            corrections; -inf where the sample is invalid.
         valid (`torch.Tensor` of shape `(B,)`, bool):
-            False where the sample is empty, has non-finite similarities, or (method `"dtw"`) has fewer frames than
-            tokens (N_b < M_b). Invalid samples should be left out of mixup for that step.
+            False where the sample is empty, has non-finite inputs (the similarity for methods that read one, else
+            the embeddings), or (method `"dtw"`) has fewer frames than tokens (N_b < M_b). Invalid samples should be
+            left out of mixup for that step.
         token_coverage (`torch.Tensor` of shape `(B,)`, float32):
             Share of the sample's tokens that got >= 1 frame (1.0 for every valid DTW sample; 0.0 when invalid).
         monotonic (`torch.Tensor` of shape `(B,)`, bool):
             Whether `frame_to_token` over the sample's real frames is non-decreasing with steps of 0 or 1 (always True
             for a valid DTW sample; False when no frame is assigned).
-        seconds (`float`):
-            Wall time of the call in seconds (CUDA is synchronised before and after).
+        seconds (`float`, *optional*):
+            Wall time of the call in seconds with `align(timed=True)` (CUDA synchronised before and after); None
+            otherwise.
     """
 
     frame_to_token: torch.Tensor
@@ -77,141 +106,7 @@ class AlignmentOutput:
     valid: torch.Tensor
     token_coverage: torch.Tensor
     monotonic: torch.Tensor
-    seconds: float
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# input checks and shared helpers
-# ----------------------------------------------------------------------------------------------------------------------
-def _check_embeddings(speech: torch.Tensor, text: torch.Tensor) -> None:
-    for name, x in (("speech", speech), ("text", text)):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"`{name}` must be a torch.Tensor of shape (B, length, D), got {type(x).__name__}.")
-        if x.dim() != 3:
-            raise ValueError(
-                f"`{name}` must have shape (B, length, D), got {tuple(x.shape)}; add a batch dimension with "
-                f"`{name}.unsqueeze(0)` for a single sample."
-            )
-        if not x.is_floating_point():
-            raise ValueError(f"`{name}` must be a floating-point tensor (embeddings), got dtype {x.dtype}.")
-    if speech.shape[0] != text.shape[0]:
-        raise ValueError(
-            f"`speech` and `text` must have the same batch size, got speech {tuple(speech.shape)} and text "
-            f"{tuple(text.shape)}."
-        )
-    if speech.shape[2] != text.shape[2]:
-        raise ValueError(
-            f"`speech` and `text` must have the same embedding width D, got speech {tuple(speech.shape)} and text "
-            f"{tuple(text.shape)}; project both to the translation model's width first (the adapter does this)."
-        )
-    if speech.device != text.device:
-        raise ValueError(f"`speech` is on {speech.device} but `text` is on {text.device}; move both to one device.")
-
-
-def _lengths_from_mask(mask: torch.Tensor | None, name: str, batch: int, size: int, device) -> torch.Tensor:
-    """Lengths (B,) int64 from a right-padded mask (True / 1 = real), checking shape, values and prefix form."""
-    if mask is None:
-        return torch.full((batch,), size, dtype=torch.long, device=device)
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(
-            f"`{name}` must be a torch.Tensor of shape ({batch}, {size}) or None, got {type(mask).__name__}."
-        )
-    if tuple(mask.shape) != (batch, size):
-        raise ValueError(
-            f"`{name}` must have shape ({batch}, {size}) to match the embeddings, got {tuple(mask.shape)}."
-        )
-    mask = mask.to(device)
-    if mask.dtype != torch.bool:
-        if mask.is_floating_point() or mask.is_complex() or not bool(((mask == 0) | (mask == 1)).all()):
-            raise ValueError(
-                f"`{name}` must be bool or integer 0/1 (True / 1 = real position), got dtype {mask.dtype}."
-            )
-        mask = mask.bool()
-    lengths = mask.sum(1)
-    prefix = torch.arange(size, device=device).unsqueeze(0) < lengths.unsqueeze(1)
-    bad = (prefix != mask).any(1)
-    if bool(bad.any()):
-        b = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"`{name}` must mark real positions as a prefix (right padding), but sample {b} has padding before real "
-            f"positions: {mask[b].int().tolist()[:32]}{' ...' if size > 32 else ''}. Pad on the right (the collator "
-            f"does), or flip left-padded batches before calling `align`."
-        )
-    return lengths.long()
-
-
-def _autocast_disabled(device: torch.device):
-    try:
-        return torch.autocast(device_type=device.type, enabled=False)
-    except (RuntimeError, ValueError):  # a device type without autocast support
-        return contextlib.nullcontext()
-
-
-def cosine_similarity(
-    speech: torch.Tensor,
-    text: torch.Tensor,
-    speech_mask: torch.Tensor | None = None,
-    text_mask: torch.Tensor | None = None,
-    eps: float = 1e-8,
-) -> torch.Tensor:
-    """Cosine similarity of every speech frame with every text token, one batched matmul, in float32.
-
-    Only the text side is normalised before the matmul; the result rows are scaled by `1 / max(||f_n||, eps)`, so the
-    (large) speech tensor is never rewritten. Zero vectors give a similarity of 0, never NaN.
-
-    Args:
-        speech (`torch.Tensor` of shape `(B, N, D)`): speech embeddings, any float dtype, any device.
-        text (`torch.Tensor` of shape `(B, M, D)`): text embeddings, same batch, width and device.
-        speech_mask (`torch.Tensor` of shape `(B, N)`, *optional*): True / 1 on real frames (right padding).
-        text_mask (`torch.Tensor` of shape `(B, M)`, *optional*): True / 1 on real tokens (right padding).
-        eps (`float`): lower bound on the vector norms.
-
-    Returns:
-        `torch.Tensor` of shape `(B, N, M)`, float32, on the input device; 0 where the frame or the token is padding.
-    """
-    _check_embeddings(speech, text)
-    B, N, _ = speech.shape
-    M = text.shape[1]
-    f = speech.float()
-    e = torch.nn.functional.normalize(text.float(), dim=-1, eps=eps)
-    with _autocast_disabled(speech.device):  # under mixed precision, autocast would run the bmm in fp16/bf16
-        sim = torch.bmm(f, e.transpose(1, 2))
-    inv = torch.linalg.vector_norm(f, dim=-1).clamp_min_(eps).reciprocal_()
-    sim.mul_(inv.unsqueeze(-1))
-    if speech_mask is not None:
-        nlen = _lengths_from_mask(speech_mask, "speech_mask", B, N, speech.device)
-        sim.masked_fill_((torch.arange(N, device=sim.device) >= nlen.unsqueeze(1)).unsqueeze(-1), 0.0)
-    if text_mask is not None:
-        mlen = _lengths_from_mask(text_mask, "text_mask", B, M, speech.device)
-        sim.masked_fill_((torch.arange(M, device=sim.device) >= mlen.unsqueeze(1)).unsqueeze(1), 0.0)
-    return sim
-
-
-def _path_stats(
-    frame_to_token: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token coverage (B,) float32 and monotonicity (B,) bool of a frame->token map (shared by every method)."""
-    B = frame_to_token.shape[0]
-    M = int(mlen.max()) if B else 0
-    hit = torch.zeros((B, M + 1), dtype=torch.bool, device=frame_to_token.device)
-    hit.scatter_(1, torch.where(frame_to_token >= 0, frame_to_token.clamp_max(M), M), True)
-    in_range = torch.arange(M, device=hit.device).unsqueeze(0) < mlen.unsqueeze(1)
-    covered = (hit[:, :M] & in_range).sum(1)
-    coverage = torch.where(mlen > 0, covered.float() / mlen.clamp_min(1).float(), 0.0)
-    assigned = frame_to_token >= 0
-    step = frame_to_token[:, 1:] - frame_to_token[:, :-1]
-    both = assigned[:, 1:] & assigned[:, :-1]
-    monotonic = (((step == 0) | (step == 1)) | ~both).all(1) & assigned.any(1)
-    return coverage.float(), monotonic
-
-
-def _path_score(similarity: torch.Tensor, frame_to_token: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """sum_n S[b, n, frame_to_token[b, n]] over assigned frames, accumulated in float64; -inf where invalid."""
-    if similarity.shape[1] == 0 or similarity.shape[2] == 0:
-        return torch.full(valid.shape, float("-inf"), dtype=torch.float32, device=similarity.device)
-    picked = similarity.gather(2, frame_to_token.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    score = torch.where(frame_to_token >= 0, picked, 0.0).sum(1, dtype=torch.float64).float()
-    return torch.where(valid, score, float("-inf"))
+    seconds: float | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -258,20 +153,24 @@ def _dtw_torch(similarity: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor)
 # ----------------------------------------------------------------------------------------------------------------------
 # backend registry
 # ----------------------------------------------------------------------------------------------------------------------
-def _load_numba() -> DTWBackend:
-    from .alignment_numba import dtw_numba
-
-    return dtw_numba
+KernelErrors = tuple[type[BaseException], ...]
 
 
-def _load_triton() -> DTWBackend:
-    from .alignment_triton import dtw_triton
+def _load_numba() -> tuple[DTWBackend, KernelErrors]:
+    from .alignment_numba import KERNEL_ERRORS, dtw_numba
 
-    return dtw_triton
+    return dtw_numba, KERNEL_ERRORS
 
 
-_DTW_BACKEND_LOADERS: dict[str, Callable[[], DTWBackend]] = {
-    "torch": lambda: _dtw_torch,
+def _load_triton() -> tuple[DTWBackend, KernelErrors]:
+    from .alignment_triton import KERNEL_ERRORS, dtw_triton
+
+    return dtw_triton, KERNEL_ERRORS
+
+
+# name -> loader returning the kernel and the error types it raises when it fails (caught by backend="auto")
+_DTW_BACKEND_LOADERS: dict[str, Callable[[], tuple[DTWBackend, KernelErrors]]] = {
+    "torch": lambda: (_dtw_torch, ()),
     "numba": _load_numba,
     "triton": _load_triton,
 }
@@ -282,14 +181,9 @@ _BACKEND_AVAILABLE: dict[str, Callable[[], bool]] = {
 }
 
 
-def get_dtw_backend(name: str) -> DTWBackend:
-    """The DTW backend registered as `name` (`"torch"`, `"numba"` or `"triton"`).
-
-    Raises:
-        `ValueError` for an unknown name; `ImportError` naming the extra to install when the package is missing.
-    """
+def _load_backend(name: str) -> tuple[DTWBackend, KernelErrors]:
     if name not in _DTW_BACKEND_LOADERS:
-        raise ValueError(f"Unknown DTW backend {name!r}; choose one of {('auto',) + DTW_BACKENDS}.")
+        raise ValueError(f"Unknown DTW backend {name!r}; choose one of {('auto', *DTW_BACKENDS)}.")
     if not _BACKEND_AVAILABLE[name]():
         raise ImportError(
             f"The {name!r} alignment backend needs the `{name}` package: `pip install dtw-align-hf[{_EXTRAS[name]}]` "
@@ -298,9 +192,21 @@ def get_dtw_backend(name: str) -> DTWBackend:
     return _DTW_BACKEND_LOADERS[name]()
 
 
-def _auto_backend(device: torch.device) -> str:
+def get_dtw_backend(name: str) -> DTWBackend:
+    """The DTW backend registered as `name` (`"torch"`, `"numba"` or `"triton"`).
+
+    Raises:
+        `ValueError` for an unknown name; `ImportError` naming the extra to install when the package is missing.
+    """
+    return _load_backend(name)[0]
+
+
+def _auto_backend(device: torch.device, num_tokens: int = 0) -> str:
     if device.type == "cuda" and is_triton_available():
-        return "triton"
+        from .alignment_triton import MAX_TOKENS
+
+        if num_tokens <= MAX_TOKENS:  # one register block holds the token axis
+            return "triton"
     if device.type == "cpu" and is_numba_available():
         return "numba"
     return "torch"
@@ -320,21 +226,179 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
 def _run_dtw(similarity: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor, backend: str) -> torch.Tensor:
     if backend != "auto":
         return get_dtw_backend(backend)(similarity, nlen, mlen)
-    name = _auto_backend(similarity.device)
-    if name != "torch":
-        try:
-            return get_dtw_backend(name)(similarity, nlen, mlen)
-        except Exception as err:  # noqa: BLE001 - any kernel failure under "auto" falls back to the reference
-            logger.warning_once(
-                f"The {name} DTW kernel failed ({type(err).__name__}: {err}); falling back to a slower torch "
-                f"implementation of the alignment."
-            )
+    name = _auto_backend(similarity.device, similarity.shape[2])
+    if name == "torch":
+        return _dtw_torch(similarity, nlen, mlen)
+    errors: KernelErrors = (ImportError,)
+    try:
+        kernel, kernel_errors = _load_backend(name)
+        errors += kernel_errors
+        return kernel(similarity, nlen, mlen).to(similarity.device)
+    except errors as err:  # the kernel's own failure types only (see KERNEL_ERRORS); a bug elsewhere propagates
+        logger.warning_once(
+            f"The {name} DTW kernel failed ({type(err).__name__}: {err}); falling back to a slower torch "
+            f"implementation of the alignment."
+        )
     return _dtw_torch(similarity, nlen, mlen)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# the public entry point
+# the methods: one function each, in a table
 # ----------------------------------------------------------------------------------------------------------------------
+@dataclass
+class _MethodInputs:
+    speech: torch.Tensor  # (B, N, D)
+    text: torch.Tensor  # (B, M, D)
+    similarity: torch.Tensor | None  # (B, N, M) after the corrections; None when the method works without one
+    nlen: torch.Tensor  # (B,) real frames, 0 for invalid samples (so every method leaves them at -1)
+    mlen: torch.Tensor  # (B,) real tokens, 0 for invalid samples
+    backend: str
+    window: int
+
+
+def _method_dtw(x: _MethodInputs) -> torch.Tensor:
+    return _run_dtw(x.similarity, x.nlen, x.mlen, x.backend)
+
+
+def _method_cmot(x: _MethodInputs) -> torch.Tensor:
+    run = cmot_align_loop if x.backend == "loop" else cmot_align_vectorised
+    return run(x.speech, x.text, x.nlen, x.mlen, window=x.window, similarity=x.similarity)
+
+
+def _method_nn(x: _MethodInputs) -> torch.Tensor:
+    return nn_align(x.similarity, x.nlen, x.mlen)
+
+
+def _method_uniform(x: _MethodInputs) -> torch.Tensor:
+    return uniform_align(x.nlen, x.mlen, x.speech.shape[1])
+
+
+@dataclass(frozen=True)
+class _Method:
+    run: Callable[[_MethodInputs], torch.Tensor]
+    # "required": computes on the similarity; "optional": on the similarity when one is given or corrected, else on
+    # its own cost from the embeddings (CMOT's L2); "unused": reads neither (uniform; the score still uses it)
+    similarity: str
+    backends: tuple[str, ...]  # accepted `backend` names (nn and uniform accept and ignore every name)
+    every_token_a_frame: bool  # infeasible when N_b < M_b
+
+
+_METHODS: dict[str, _Method] = {
+    "dtw": _Method(_method_dtw, "required", ("auto", *DTW_BACKENDS), True),
+    "cmot": _Method(_method_cmot, "optional", ("auto", *CMOT_BACKENDS), False),
+    "nn": _Method(_method_nn, "required", ALIGNMENT_BACKENDS, False),
+    "uniform": _Method(_method_uniform, "unused", ALIGNMENT_BACKENDS, False),
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the public entry point: check -> dispatch -> package
+# ----------------------------------------------------------------------------------------------------------------------
+def _check_options(
+    method: str, backend: str, normalization: str, diagonal_prior: float, window: int, csls_k: int
+) -> _Method:
+    """Validate every option before any work; returns the method's table entry (aliases resolved)."""
+    name = METHOD_ALIASES.get(method, method)
+    if name not in _METHODS:
+        raise ValueError(
+            f"Unknown alignment method {method!r}; choose one of {ALIGNMENT_METHODS} (or an alias: {METHOD_ALIASES})."
+        )
+    spec = _METHODS[name]
+    if backend not in ALIGNMENT_BACKENDS:
+        raise ValueError(f"Unknown alignment backend {backend!r}; choose one of {ALIGNMENT_BACKENDS}.")
+    if backend not in spec.backends:
+        if name == "cmot":
+            raise ValueError(
+                f"Unknown backend {backend!r} for method 'cmot'; choose 'auto'/'torch' (vectorised) or 'loop'."
+            )
+        raise ValueError(f"Unknown DTW backend {backend!r}; choose one of {spec.backends}.")
+    if name == "dtw" and backend != "auto":
+        _load_backend(backend)  # an ImportError naming the extra, before any work
+    if normalization not in SIMILARITY_NORMALIZATIONS:
+        raise ValueError(
+            f"Unknown similarity normalization {normalization!r}; choose one of {SIMILARITY_NORMALIZATIONS}."
+        )
+    if normalization == "csls" and (not isinstance(csls_k, int) or isinstance(csls_k, bool) or csls_k < 1):
+        raise ValueError(f"`csls_k` must be an integer >= 1 (neighbours per frame / token), got {csls_k!r}.")
+    if isinstance(diagonal_prior, bool) or not isinstance(diagonal_prior, Real) or not 0 <= diagonal_prior < math.inf:
+        raise ValueError(f"`diagonal_prior` must be a finite number >= 0 (0 = off), got {diagonal_prior!r}.")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise ValueError(f"`window` must be an integer >= 0 (CMOT's half-width in tokens), got {window!r}.")
+    return spec
+
+
+def _checked_similarity(similarity, shape: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+    if not isinstance(similarity, torch.Tensor) or tuple(similarity.shape) != shape:
+        got = tuple(similarity.shape) if isinstance(similarity, torch.Tensor) else type(similarity).__name__
+        raise ValueError(f"`similarity` must have shape (B, N, M) = {shape} to match the embeddings, got {got}.")
+    return similarity.to(device=device, dtype=torch.float32)
+
+
+def _raise_invalid(valid: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor, spec: _Method) -> None:
+    b = int((~valid).nonzero()[0, 0])
+    nb, mb = int(nlen[b]), int(mlen[b])
+    if nb == 0 or mb == 0:
+        why = "is empty; drop empty utterances / transcripts before batching"
+    elif spec.every_token_a_frame and nb < mb:
+        why = (
+            "has fewer speech frames than text tokens, so DTW cannot give every token a frame; drop the sample, "
+            "shorten the transcript, reduce the adapter's total stride, or call align(strict=False) to mark it "
+            "invalid and skip it"
+        )
+    else:
+        why = "has NaN or inf similarities or embeddings; check the embeddings (fp16 overflow?)"
+    raise ValueError(f"align(strict=True): sample {b} ({nb} speech frames, {mb} text tokens) {why}.")
+
+
+def _input_similarity(
+    spec: _Method,
+    speech: torch.Tensor,
+    text: torch.Tensor,
+    similarity: torch.Tensor | None,
+    real: torch.Tensor,
+    corrected: bool,
+) -> torch.Tensor | None:
+    """The similarity before corrections, 0 on padding: the one passed in, else the cosine where the method reads it."""
+    B, N, M = real.shape
+    if similarity is not None:
+        return _checked_similarity(similarity, (B, N, M), speech.device).masked_fill(~real, 0.0)
+    if spec.similarity == "required" or (spec.similarity == "optional" and corrected):
+        return cosine_similarity(speech, text).masked_fill_(~real, 0.0)
+    return None
+
+
+def _valid_samples(
+    spec: _Method,
+    speech: torch.Tensor,
+    text: torch.Tensor,
+    raw: torch.Tensor | None,
+    nlen: torch.Tensor,
+    mlen: torch.Tensor,
+    real: torch.Tensor,
+) -> torch.Tensor:
+    """(B,) bool: not empty, feasible for the method, and finite in what the method reads (the similarity when there
+    is one, else the embeddings), padding ignored. The same rule for every method."""
+    valid = (nlen > 0) & (mlen > 0)
+    if spec.every_token_a_frame:
+        valid &= nlen >= mlen
+    if raw is not None:
+        return valid & finite_per_sample(raw)  # already 0 on padding
+    frames_ok = finite_per_sample(speech, real.any(2, keepdim=True))
+    return valid & frames_ok & finite_per_sample(text, real.any(1).unsqueeze(-1))
+
+
+def _corrected(
+    raw: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor, normalization: str, diagonal_prior: float, csls_k: int
+) -> torch.Tensor:
+    """`normalize_similarity`, then minus `diagonal_prior * diagonal_penalty`, on the real cells of each sample."""
+    work = raw
+    if normalization != "none":
+        work = normalize_similarity_from_lengths(raw, nlen, mlen, normalization, csls_k=csls_k)
+    if diagonal_prior > 0:
+        work = work - diagonal_prior * diagonal_penalty_from_lengths(nlen, mlen, raw.shape[1], raw.shape[2])
+    return work
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -352,13 +416,17 @@ def align(
     strict: bool = False,
     window: int = 10,
     similarity: torch.Tensor | None = None,
+    normalization: str = "none",
+    diagonal_prior: float = 0.0,
+    csls_k: int = 10,
+    timed: bool = False,
 ) -> AlignmentOutput:
     """Assign each speech frame one transcript token.
 
-    With `method="dtw"` (DTW-Align) the assignment follows the best monotonic path through the cosine similarity:
-    frame 0 takes token 0, the last real frame takes the last real token, and from one frame to the next the token
-    index stays or advances by one, so every token gets >= 1 contiguous frames. Ties advance (see the module
-    docstring). No gradient flows through the alignment.
+    With `method="dtw"` (DTW-Align) the assignment follows the best monotonic path through the similarity: frame 0
+    takes token 0, the last real frame takes the last real token, and from one frame to the next the token index stays
+    or advances by one, so every token gets >= 1 contiguous frames. Ties advance (see the module docstring). No
+    gradient flows through the alignment.
 
     Args:
         speech (`torch.Tensor` of shape `(B, N, D)`):
@@ -371,116 +439,101 @@ def align(
         text_mask (`torch.Tensor` of shape `(B, M)`, *optional*):
             True / 1 on real tokens, right-padded. None means every token is real.
         method (`str`, *optional*, defaults to `"dtw"`):
-            `"dtw"`, `"cmot"` (alias `"ot"`: CMOT's windowed nearest neighbour, L2 cost as in its released code),
-            `"nn"` (most similar token, no window) or `"uniform"` (frame n takes token floor(n * M_b / N_b)).
+            One of `ALIGNMENT_METHODS`: `"dtw"`, `"cmot"` (alias `"ot"`: CMOT's windowed nearest neighbour, L2 cost as
+            in its released code), `"nn"` (most similar token, no window) or `"uniform"` (frame n takes token
+            floor(n * M_b / N_b)).
         backend (`str`, *optional*, defaults to `"auto"`):
-            For `"dtw"`: `"auto"`, `"torch"`, `"numba"` or `"triton"`. `"auto"` takes Triton for CUDA tensors and numba
-            for CPU tensors when installed, else torch, and falls back to torch (with one warning) if a kernel fails.
-            For `"cmot"`: `"auto"`/`"torch"` (vectorised) or `"loop"` (the released code's per-sample, per-frame
-            Python loops, for timing comparisons). Ignored by `"nn"` and `"uniform"`.
+            One of `ALIGNMENT_BACKENDS`. For `"dtw"`: `"auto"`, `"torch"`, `"numba"` or `"triton"`; `"auto"` takes
+            Triton for CUDA tensors (up to 4096 tokens) and numba for CPU tensors when installed, else torch, and
+            falls back to torch with one warning if the kernel fails with its own error types (RuntimeError, numba's
+            `NumbaError`, Triton's compilation / resource errors). For `"cmot"`: `"auto"`/`"torch"` (vectorised) or
+            `"loop"` (the released code's per-sample, per-frame Python loops, for timing comparisons). Ignored by
+            `"nn"` and `"uniform"`.
         strict (`bool`, *optional*, defaults to `False`):
             Raise a `ValueError` naming the sample and both lengths instead of marking a sample invalid.
         window (`int`, *optional*, defaults to 10):
             CMOT's window half-width in tokens around the length-proportional diagonal (`"cmot"` only).
         similarity (`torch.Tensor` of shape `(B, N, M)`, *optional*):
             A precomputed similarity to use instead of the cosine similarity (higher = more similar). With `"cmot"`
-            it replaces the L2 cost by `-similarity`.
+            it replaces the L2 cost by `1 - similarity`.
+        normalization (`str`, *optional*, defaults to `"none"`):
+            One of `SIMILARITY_NORMALIZATIONS`, a hubness correction of the similarity per sample over its real
+            frames and tokens (see `normalize_similarity`): `"token_center"` subtracts each token's mean over the
+            frames, `"token_zscore"` divides that by the token's standard deviation too, `"csls"` is CSLS with
+            `csls_k` neighbours. Used by `"dtw"`, `"nn"` and `"cmot"` (which then aligns on the cost
+            `1 - corrected similarity` instead of L2); `"uniform"` reads no similarity and ignores it.
+        diagonal_prior (`float`, *optional*, defaults to 0.0):
+            Weight w >= 0 of a soft prior towards the length-proportional diagonal: the methods see
+            `S - w * P` with `P[b, n, m] = |(n + 0.5) / N_b - (m + 0.5) / M_b|` (see `diagonal_penalty`), applied
+            after `normalization`, so DTW maximises `sum_n S[n, a_n] - w * sum_n P[n, a_n]`. Same methods as
+            `normalization`. 0 = off.
+        csls_k (`int`, *optional*, defaults to 10):
+            Neighbours for `normalization="csls"` (Conneau et al., 2018 use 10).
+        timed (`bool`, *optional*, defaults to `False`):
+            Measure the wall time into `AlignmentOutput.seconds` (synchronising CUDA before and after). Off, the call
+            makes no synchronisation for timing and `seconds` is None.
 
     Returns:
         [`AlignmentOutput`]: `frame_to_token` (B, N), `score` (B,), `valid` (B,), `token_coverage` (B,),
-        `monotonic` (B,) and `seconds`, all tensors on the input device.
+        `monotonic` (B,) as tensors on the input device, and `seconds`.
 
     Note: a DTW sample is feasible only if N_b >= M_b (every token needs a frame); samples with fewer frames than
-    tokens, and empty samples, come back with `valid=False`, every frame -1 and score -inf.
+    tokens, empty samples and samples with non-finite inputs come back with `valid=False`, every frame -1 and score
+    -inf, whatever the method.
     """
-    _check_embeddings(speech, text)
-    method = _METHOD_ALIASES.get(method, method)
-    if method not in ALIGNMENT_METHODS:
-        raise ValueError(f"Unknown alignment method {method!r}; choose one of {ALIGNMENT_METHODS} (or 'ot' = 'cmot').")
+    # ---- check (options, then inputs; nothing is computed before both pass)
+    spec = _check_options(method, backend, normalization, diagonal_prior, window, csls_k)
+    check_embeddings(speech, text)
     device = speech.device
-    _synchronize(device)
-    t0 = time.perf_counter()
+    if timed:
+        _synchronize(device)
+    t0 = time.perf_counter() if timed else None
     B, N, _ = speech.shape
     M = text.shape[1]
-    nlen = _lengths_from_mask(speech_mask, "speech_mask", B, N, device)
-    mlen = _lengths_from_mask(text_mask, "text_mask", B, M, device)
-    if similarity is not None:
-        if not isinstance(similarity, torch.Tensor) or tuple(similarity.shape) != (B, N, M):
-            shape = tuple(similarity.shape) if isinstance(similarity, torch.Tensor) else type(similarity).__name__
-            raise ValueError(
-                f"`similarity` must have shape (B, N, M) = {(B, N, M)} to match the embeddings, got {shape}."
-            )
-        similarity = similarity.to(device=device, dtype=torch.float32).contiguous()
-        real = (torch.arange(N, device=device)[:, None] < nlen[:, None, None]) & (
-            torch.arange(M, device=device)[None, :] < mlen[:, None, None]
-        )
-        similarity = similarity.masked_fill(~real, 0.0)
-
-    valid = (nlen > 0) & (mlen > 0)
-    if method == "dtw":
-        valid &= nlen >= mlen
-    sim = similarity
-    if sim is None and method in ("dtw", "nn"):
-        sim = cosine_similarity(speech, text, speech_mask, text_mask)
-    if sim is not None:
-        # a float64 sum propagates NaN / inf and cannot overflow from float32 values: 10x cheaper than isfinite().all()
-        finite = torch.isfinite(sim.sum((1, 2), dtype=torch.float64))
-        if not bool(finite.all()):
-            logger.warning_once("Non-finite speech/text similarities; those samples are marked invalid in `align`.")
-        valid &= finite
+    nlen, mlen = lengths_from_masks(speech_mask, text_mask, B, N, M, device)
+    real = real_cells(nlen, mlen, N, M)
+    raw = _input_similarity(spec, speech, text, similarity, real, normalization != "none" or diagonal_prior > 0)
+    valid = _valid_samples(spec, speech, text, raw, nlen, mlen, real)
     if strict and not bool(valid.all()):
-        b = int((~valid).nonzero()[0, 0])
-        nb, mb = int(nlen[b]), int(mlen[b])
-        if nb == 0 or mb == 0:
-            why = "is empty; drop empty utterances / transcripts before batching"
-        elif method == "dtw" and nb < mb:
-            why = (
-                "has fewer speech frames than text tokens, so DTW cannot give every token a frame; drop the "
-                "sample, shorten the transcript, reduce the adapter's total stride, or call align(strict=False) to "
-                "mark it invalid and skip it"
-            )
-        else:
-            why = "has NaN or inf similarities; check the embeddings (fp16 overflow?)"
-        raise ValueError(f"align(strict=True): sample {b} ({nb} speech frames, {mb} text tokens) {why}.")
+        _raise_invalid(valid, nlen, mlen, spec)
+    run_nlen, run_mlen = torch.where(valid, nlen, 0), torch.where(valid, mlen, 0)  # invalid samples: all -1
+    work = raw
+    if raw is not None and spec.similarity != "unused":
+        work = _corrected(raw, run_nlen, run_mlen, normalization, float(diagonal_prior), csls_k)
 
-    if method == "dtw":
-        run_nlen = torch.where(valid, nlen, 0)
-        run_mlen = torch.where(valid, mlen, 0)
-        frame_to_token = _run_dtw(sim, run_nlen, run_mlen, backend).to(device)
+    # ---- dispatch
+    frame_to_token = spec.run(_MethodInputs(speech, text, work, run_nlen, run_mlen, backend, window)).to(device)
+
+    # ---- package
+    if raw is not None:
+        score = path_score(raw, frame_to_token, valid)
     else:
-        from .alignment_cmot import align_baseline
-
-        frame_to_token = align_baseline(
-            speech, text, nlen, mlen, method=method, backend=backend, window=window, similarity=sim
-        )
-        frame_to_token = torch.where(valid.unsqueeze(1), frame_to_token, -1)
-
-    if sim is None:  # cmot with L2 cost and uniform: the score needs only the cosine along the path
-        from .alignment_cmot import path_cosine
-
         score = path_cosine(speech, text, frame_to_token, valid)
-    else:
-        score = _path_score(sim, frame_to_token, valid)
-    coverage, monotonic = _path_stats(frame_to_token, nlen, mlen)
-    coverage = torch.where(valid, coverage, 0.0)
-    monotonic &= valid
-    _synchronize(device)
+    coverage, monotonic = path_stats(frame_to_token, mlen, M)
+    if timed:
+        _synchronize(device)
     return AlignmentOutput(
         frame_to_token=frame_to_token,
         score=score,
         valid=valid,
-        token_coverage=coverage,
-        monotonic=monotonic,
-        seconds=time.perf_counter() - t0,
+        token_coverage=torch.where(valid, coverage, 0.0),
+        monotonic=monotonic & valid,
+        seconds=time.perf_counter() - t0 if timed else None,
     )
 
 
 __all__ = [
+    "ALIGNMENT_BACKENDS",
     "ALIGNMENT_METHODS",
+    "CMOT_BACKENDS",
     "DTW_BACKENDS",
+    "METHOD_ALIASES",
+    "SIMILARITY_NORMALIZATIONS",
     "AlignmentOutput",
     "align",
     "available_backends",
     "cosine_similarity",
+    "diagonal_penalty",
     "get_dtw_backend",
+    "normalize_similarity",
 ]

@@ -2,8 +2,8 @@
 
 CMOT (Zhou et al., ACL 2023; code ictnlp/CMOT, criterion `label_smoothed_cross_entropy_otmix.py`) names its alignment
 optimal transport, but its released code runs no OT solver: every speech frame takes the token at minimum distance
-inside a window of +-`window` tokens around the length-proportional diagonal. Exactly (our words, from
-../shared/notes/cmot.md section 2), for sample b with `n_len` real frames and `m_len` real tokens:
+inside a window of +-`window` tokens around the length-proportional diagonal. Exactly (our words, from the released
+`get_ot_matrix`), for sample b with `n_len` real frames and `m_len` real tokens:
 
     C[n, m] = ||f_n - e_m||_2                     (L2, the released default; "cosine" uses 1 - cos(f_n, e_m))
     C[n, m] = 6e4 where frame n or token m is padding
@@ -29,11 +29,17 @@ Two implementations, identical assignments (tested), so timings can be quoted ag
 
 Sanity baselines: `nn_align` (each frame takes its most similar token, no window) and `uniform_align`
 (frame n takes token floor(n * m_len / n_len)).
+
+`align` hands every function here what it needs (the embeddings for CMOT's L2 cost, the similarity for the cosine
+cost and for `nn`, the lengths for `uniform`); the shared helpers come from `alignment_utils.py`, so this file never
+imports `alignment.py`.
 """
 
 import math
 
 import torch
+
+from .alignment_utils import cosine_similarity
 
 
 _PAD_COST = 6e4  # CMOT's sentinel (fits fp16)
@@ -47,9 +53,7 @@ def _real_masks(nlen: torch.Tensor, mlen: torch.Tensor, N: int, M: int) -> tuple
 
 
 def _cosine_cost(speech: torch.Tensor, text: torch.Tensor, similarity: torch.Tensor | None) -> torch.Tensor:
-    if similarity is None:
-        from .alignment import cosine_similarity
-
+    if similarity is None:  # standalone use with cost="cosine"; `align` always passes the similarity
         similarity = cosine_similarity(speech, text)
     return 1.0 - similarity.float()
 
@@ -178,53 +182,4 @@ def uniform_align(nlen: torch.Tensor, mlen: torch.Tensor, N: int) -> torch.Tenso
     return torch.where(real, out, -1)
 
 
-def align_baseline(
-    speech: torch.Tensor,
-    text: torch.Tensor,
-    nlen: torch.Tensor,
-    mlen: torch.Tensor,
-    *,
-    method: str,
-    backend: str = "auto",
-    window: int = 10,
-    similarity: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Dispatch for `align(method=...)` with method `"cmot"`, `"nn"` or `"uniform"`; returns frame_to_token (B, N)."""
-    if method == "cmot":
-        if backend in ("auto", "torch", "vectorised"):
-            return cmot_align_vectorised(speech, text, nlen, mlen, window=window, similarity=similarity)
-        if backend == "loop":
-            return cmot_align_loop(speech, text, nlen, mlen, window=window, similarity=similarity)
-        raise ValueError(
-            f"Unknown backend {backend!r} for method 'cmot'; choose 'auto'/'torch' (vectorised) or 'loop'."
-        )
-    if method == "nn":
-        if similarity is None:
-            from .alignment import cosine_similarity
-
-            similarity = cosine_similarity(speech, text)
-        return nn_align(similarity, nlen, mlen)
-    if method == "uniform":
-        return uniform_align(nlen, mlen, speech.shape[1])
-    raise ValueError(f"Unknown baseline method {method!r}; choose 'cmot', 'nn' or 'uniform'.")
-
-
-def path_cosine(
-    speech: torch.Tensor, text: torch.Tensor, frame_to_token: torch.Tensor, valid: torch.Tensor, eps: float = 1e-8
-) -> torch.Tensor:
-    """sum_n cos(f_n, e_{a[n]}) over assigned frames (float64 accumulation, float32 result; -inf where invalid).
-
-    Costs B x N x D (a gather), not the B x N x M x D of a full similarity.
-    """
-    B, N, D = speech.shape
-    if B == 0 or N == 0 or text.shape[1] == 0:
-        return torch.full((B,), float("-inf"), dtype=torch.float32, device=speech.device)
-    e = torch.nn.functional.normalize(text.float(), dim=-1, eps=eps)
-    picked = e.gather(1, frame_to_token.clamp_min(0).unsqueeze(-1).expand(B, N, D))
-    f = speech.float()
-    cos = (f * picked).sum(-1) / torch.linalg.vector_norm(f, dim=-1).clamp_min(eps)
-    score = torch.where(frame_to_token >= 0, cos, 0.0).sum(1, dtype=torch.float64).float()
-    return torch.where(valid, score, float("-inf"))
-
-
-__all__ = ["align_baseline", "cmot_align_loop", "cmot_align_vectorised", "nn_align", "path_cosine", "uniform_align"]
+__all__ = ["cmot_align_loop", "cmot_align_vectorised", "nn_align", "uniform_align"]

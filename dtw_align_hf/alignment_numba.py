@@ -21,8 +21,14 @@ from .import_utils import is_numba_available
 
 try:
     import numba
+    from numba.core.errors import NumbaError
 except ImportError:  # the optional `cpu-kernels` extra
     numba = None
+    NumbaError = None
+
+# What a failing kernel raises (typing / lowering errors, LLVM failures surface as RuntimeError): the types that
+# `align(backend="auto")` catches to fall back to the torch reference. Anything else is a bug and propagates.
+KERNEL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError,) + ((NumbaError,) if NumbaError is not None else ())
 
 
 def _dtw_kernel_py(S, nlen, mlen, out):  # pragma: no cover - compiled by numba below
@@ -78,7 +84,7 @@ def _get_kernel(parallel: bool):
     if parallel not in _kernels:
         try:
             _kernels[parallel] = numba.njit(parallel=parallel, cache=True, boundscheck=False)(_dtw_kernel_py)
-        except Exception:  # noqa: BLE001 - no writable cache location (read-only install): compile without caching
+        except (RuntimeError, OSError):  # "cannot cache function ...": no writable cache location (read-only install)
             _kernels[parallel] = numba.njit(parallel=parallel, cache=False, boundscheck=False)(_dtw_kernel_py)
     return _kernels[parallel]
 
@@ -108,4 +114,4 @@ def dtw_numba(similarity: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor) 
     return torch.from_numpy(out).to(device)
 
 
-__all__ = ["dtw_numba"]
+__all__ = ["KERNEL_ERRORS", "dtw_numba"]

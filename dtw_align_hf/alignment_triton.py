@@ -16,7 +16,7 @@ Tie rule (shared with every backend): advance when `D[n-1, m-1] >= D[n-1, m]`; t
 torch and numba backends, so the paths are identical.
 
 Limits: one register block holds the token axis, so M_max <= `MAX_TOKENS` (4096); beyond it this backend raises and
-`align(backend="auto")` falls back to torch. On the CPU the kernel runs only under Triton's interpreter
+`align(backend="auto")` picks torch instead. On the CPU the kernel runs only under Triton's interpreter
 (`TRITON_INTERPRET=1` set before import), which the tests use. `triton` is imported inside `try` so this file can ship
 with a `trust_remote_code` checkpoint where Triton is absent.
 """
@@ -35,6 +35,29 @@ except ImportError:  # the optional `gpu` extra
     triton = None
 
 MAX_TOKENS = 4096
+
+
+def _triton_errors() -> tuple[type[BaseException], ...]:
+    """Triton's compile / launch error types that exist in the installed version (their modules moved across 2.x-3.x)."""
+    import importlib
+
+    found = []
+    for module, name in (
+        ("triton.errors", "TritonError"),
+        ("triton.compiler.errors", "CompilationError"),
+        ("triton.runtime.errors", "OutOfResources"),
+        ("triton.runtime.autotuner", "OutOfResources"),
+    ):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(dict.fromkeys(found))
+
+
+# What a failing kernel raises: Triton's compilation / resource errors and CUDA errors (RuntimeError, which includes
+# torch.OutOfMemoryError). `align(backend="auto")` catches these to fall back to the torch reference.
+KERNEL_ERRORS: tuple[type[BaseException], ...] = (RuntimeError,) + (_triton_errors() if triton is not None else ())
 
 
 if triton is not None:
@@ -156,4 +179,4 @@ def dtw_triton(similarity: torch.Tensor, nlen: torch.Tensor, mlen: torch.Tensor,
     return out
 
 
-__all__ = ["MAX_TOKENS", "dtw_triton"]
+__all__ = ["KERNEL_ERRORS", "MAX_TOKENS", "dtw_triton"]

@@ -370,8 +370,113 @@ def _token_spans(refs, word_index, frame_rate) -> list[tuple[int, int]]:
     return out
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# alignment statistics without references
+# ----------------------------------------------------------------------------------------------------------------------
+def alignment_statistics(frame_to_token, num_tokens=None) -> dict[str, Any]:
+    """Properties of a frame -> token alignment that need no reference timings.
+
+    Per utterance, over its assigned frames (frame_to_token >= 0; -1 marks padding and invalid samples) and its
+    `M` transcript tokens:
+
+    - **coverage**: share of the M tokens that got >= 1 frame (DTW guarantees 1.0; CMOT's rule and `nn` do not);
+    - **monotonic**: whether the token index never decreases from one assigned frame to the next;
+    - **frames per token**: frames of each token; mean (= assigned frames / M), min and max over the M tokens (a
+      token without a frame counts 0);
+    - **longest segment share**: length of the longest run of consecutive frames on one token, divided by the
+      assigned frames: near 1/M for an even split, near 1 when one token absorbs the utterance (the failure the
+      README's example plot shows).
+
+    Batch figures: `coverage` and `frames_per_token_mean` are micro-averaged (over all tokens of all samples),
+    `frames_per_token_min`/`max` are the extremes over all tokens, `monotonic` is the share of samples that are
+    monotonic and `longest_segment_share` the mean over samples. Samples without any assigned frame (invalid: DTW
+    with fewer frames than tokens) count in `coverage` (their tokens are uncovered) and in `unaligned_samples`, and
+    are left out of `monotonic` and `longest_segment_share`.
+
+    Args:
+        frame_to_token (`torch.Tensor`, `np.ndarray` or nested list, shape `(B, N)` or `(N,)`):
+            The token of each frame, -1 where unassigned (`AlignmentOutput.frame_to_token`).
+        num_tokens (`int` or `Sequence[int]`, *optional*):
+            Transcript tokens per sample (`text_mask.sum(-1)`). Without it, M = the highest assigned index + 1, so
+            tokens after the last assigned one are not seen as uncovered: pass it for a true coverage.
+
+    Returns:
+        `dict`: `num_samples`, `unaligned_samples`, `num_tokens`, `num_frames` (assigned), `coverage`, `monotonic`,
+        `frames_per_token_mean`, `frames_per_token_min`, `frames_per_token_max`, `longest_segment_share` (NaN where
+        nothing could be measured), and `per_sample`: one dict per sample with `num_tokens`, `num_frames`,
+        `covered_tokens`, `coverage`, `monotonic`, `frames_per_token_mean`/`min`/`max`, `longest_segment_share`.
+    """
+    rows = _as_rows(frame_to_token)
+    if num_tokens is None:
+        counts = [int(r.max()) + 1 if r.size and r.max() >= 0 else 0 for r in rows]
+    elif isinstance(num_tokens, (int, np.integer)):
+        counts = [int(num_tokens)] * len(rows)
+    else:
+        if isinstance(num_tokens, torch.Tensor):
+            num_tokens = num_tokens.detach().cpu().tolist()
+        counts = [int(m) for m in num_tokens]
+        if len(counts) != len(rows):
+            raise ValueError(
+                f"`num_tokens` has {len(counts)} entries but `frame_to_token` has {len(rows)} samples; give one "
+                "token count per sample (e.g. `text_mask.sum(-1)`)."
+            )
+    per_sample = []
+    for b, (f2t, m) in enumerate(zip(rows, counts, strict=True)):
+        if m < 0:
+            raise ValueError(f"Sample {b}: `num_tokens` must be >= 0, got {m}.")
+        assigned = f2t[f2t >= 0]
+        if assigned.size and assigned.max() >= m:
+            raise ValueError(
+                f"Sample {b}: `frame_to_token` assigns token {int(assigned.max())}, but `num_tokens` is {m}; pass the "
+                "transcript's token count (`text_mask.sum(-1)`)."
+            )
+        per_token = np.bincount(assigned, minlength=m)[:m] if m else np.zeros(0, dtype=np.int64)
+        stats: dict[str, Any] = {
+            "num_tokens": m,
+            "num_frames": int(assigned.size),
+            "covered_tokens": int((per_token > 0).sum()),
+            "coverage": float((per_token > 0).mean()) if m else float("nan"),
+            "frames_per_token_mean": assigned.size / m if m else float("nan"),
+            "frames_per_token_min": int(per_token.min()) if m else None,
+            "frames_per_token_max": int(per_token.max()) if m else None,
+        }
+        if assigned.size:
+            stats["monotonic"] = bool((np.diff(assigned) >= 0).all())
+            # runs of consecutive frames (in frame order, padding frames break a run) on the same token
+            idx = np.nonzero(f2t >= 0)[0]
+            breaks = (np.diff(idx) != 1) | (np.diff(assigned) != 0)
+            bounds = np.concatenate(([0], np.nonzero(breaks)[0] + 1, [assigned.size]))
+            stats["longest_segment_share"] = float(np.diff(bounds).max() / assigned.size)
+        else:
+            stats["monotonic"] = None
+            stats["longest_segment_share"] = None
+        per_sample.append(stats)
+
+    total_tokens = sum(s["num_tokens"] for s in per_sample)
+    total_frames = sum(s["num_frames"] for s in per_sample)
+    covered = sum(s["covered_tokens"] for s in per_sample)
+    aligned = [s for s in per_sample if s["num_frames"]]
+    mins = [s["frames_per_token_min"] for s in per_sample if s["frames_per_token_min"] is not None]
+    maxs = [s["frames_per_token_max"] for s in per_sample if s["frames_per_token_max"] is not None]
+    nan = float("nan")
+    return {
+        "num_samples": len(per_sample),
+        "unaligned_samples": len(per_sample) - len(aligned),
+        "num_tokens": total_tokens,
+        "num_frames": total_frames,
+        "coverage": covered / total_tokens if total_tokens else nan,
+        "monotonic": sum(s["monotonic"] for s in aligned) / len(aligned) if aligned else nan,
+        "frames_per_token_mean": total_frames / total_tokens if total_tokens else nan,
+        "frames_per_token_min": min(mins) if mins else nan,
+        "frames_per_token_max": max(maxs) if maxs else nan,
+        "longest_segment_share": float(np.mean([s["longest_segment_share"] for s in aligned])) if aligned else nan,
+        "per_sample": per_sample,
+    }
+
+
 __all__ = [
     "alignment_accuracy",
+    "alignment_statistics",
     "paired_bootstrap",
     "seconds_to_frame_span",
     "translation_metrics",

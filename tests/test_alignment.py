@@ -339,7 +339,18 @@ def test_no_gradient_and_output_on_input_device():
     for t in (out.frame_to_token, out.score, out.valid, out.token_coverage, out.monotonic):
         assert t.device == speech.device
     assert out.frame_to_token.dtype == torch.long and out.valid.dtype == torch.bool
-    assert out.token_coverage.dtype == torch.float32 and isinstance(out.seconds, float) and out.seconds >= 0
+    assert out.token_coverage.dtype == torch.float32
+
+
+def test_timing_only_when_asked(monkeypatch):
+    calls = []
+    monkeypatch.setattr(alignment, "_synchronize", lambda device: calls.append(device))
+    speech, text = torch.randn(2, 6, 4), torch.randn(2, 3, 4)
+    for method in ALIGNMENT_METHODS:
+        assert align(speech, text, method=method).seconds is None
+    assert calls == []  # no synchronisation (and no clock) without timed=True
+    out = align(speech, text, timed=True)
+    assert isinstance(out.seconds, float) and out.seconds >= 0 and len(calls) == 2
 
 
 def test_cosine_similarity_masks_padding_and_matches_definition():
@@ -376,7 +387,15 @@ def test_precomputed_similarity_is_used():
         ({"text_mask": torch.ones(2, 3) * 0.5}, "bool or integer 0/1"),
         ({"similarity": torch.randn(2, 5, 4)}, r"`similarity` must have shape \(B, N, M\) = \(2, 5, 3\)"),
         ({"method": "sinkhorn"}, "Unknown alignment method 'sinkhorn'"),
-        ({"backend": "cuda"}, "Unknown DTW backend 'cuda'"),
+        ({"backend": "cuda"}, "Unknown alignment backend 'cuda'"),
+        ({"backend": "loop"}, "Unknown DTW backend 'loop'"),
+        ({"normalization": "zscore"}, "Unknown similarity normalization 'zscore'"),
+        ({"normalization": "csls", "csls_k": 0}, "`csls_k` must be an integer >= 1"),
+        ({"diagonal_prior": -0.5}, "`diagonal_prior` must be a finite number >= 0"),
+        ({"diagonal_prior": float("nan")}, "`diagonal_prior` must be a finite number >= 0"),
+        ({"diagonal_prior": float("inf")}, "`diagonal_prior` must be a finite number >= 0"),
+        ({"diagonal_prior": True}, "`diagonal_prior` must be a finite number >= 0"),
+        ({"window": -1, "method": "cmot"}, "`window` must be an integer >= 0"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, match):
@@ -409,18 +428,47 @@ def test_triton_backend_refuses_cpu_tensors_without_interpreter(monkeypatch):
         align(torch.randn(1, 4, 2), torch.randn(1, 2, 2), backend="triton")
 
 
-def test_auto_falls_back_to_torch_with_one_warning(monkeypatch, caplog):
+def _patch_broken_kernel(monkeypatch, error: BaseException, kernel_errors=(RuntimeError,)):
     def broken(*args):
-        raise RuntimeError("kernel exploded (test_auto_falls_back)")
+        raise error
 
-    monkeypatch.setattr(alignment, "_auto_backend", lambda device: "numba")
+    monkeypatch.setattr(alignment, "_auto_backend", lambda device, num_tokens=0: "numba")
     monkeypatch.setitem(alignment._BACKEND_AVAILABLE, "numba", lambda: True)
-    monkeypatch.setitem(alignment._DTW_BACKEND_LOADERS, "numba", lambda: broken)
+    monkeypatch.setitem(alignment._DTW_BACKEND_LOADERS, "numba", lambda: (broken, kernel_errors))
+
+
+def test_auto_falls_back_to_torch_with_one_warning(monkeypatch, caplog):
+    _patch_broken_kernel(monkeypatch, RuntimeError("kernel exploded (test_auto_falls_back)"))
     speech, text = torch.randn(2, 8, 4), torch.randn(2, 3, 4)
     with caplog.at_level(logging.WARNING):
         out = align(speech, text)
     assert torch.equal(out.frame_to_token, align(speech, text, backend="torch").frame_to_token)
     assert "falling back to a slower torch" in caplog.text and "kernel exploded" in caplog.text
+
+
+def test_auto_fallback_is_narrow_a_bug_propagates(monkeypatch):
+    """Only the kernel's own failure types fall back; any other error (a bug) is raised, never hidden."""
+    _patch_broken_kernel(monkeypatch, TypeError("a bug in the caller (test_auto_fallback_is_narrow)"))
+    with pytest.raises(TypeError, match="a bug in the caller"):
+        align(torch.randn(2, 8, 4), torch.randn(2, 3, 4))
+    _patch_broken_kernel(monkeypatch, ValueError("bad value"))
+    with pytest.raises(ValueError, match="bad value"):
+        align(torch.randn(2, 8, 4), torch.randn(2, 3, 4))
+
+
+@require_numba
+def test_numba_kernel_errors_include_numbas_typing_errors(monkeypatch, caplog):
+    from numba.core.errors import TypingError
+
+    from dtw_align_hf.alignment_numba import KERNEL_ERRORS
+
+    assert issubclass(TypingError, KERNEL_ERRORS) and issubclass(RuntimeError, KERNEL_ERRORS)
+    _patch_broken_kernel(monkeypatch, TypingError("cannot type (test)"), KERNEL_ERRORS)
+    speech, text = torch.randn(2, 8, 4), torch.randn(2, 3, 4)
+    with caplog.at_level(logging.WARNING):
+        out = align(speech, text)
+    assert torch.equal(out.frame_to_token, align(speech, text, backend="torch").frame_to_token)
+    assert "TypingError" in caplog.text
 
 
 def test_available_backends_and_auto_choice():

@@ -10,9 +10,9 @@ from dtw_align_hf.alignment_cmot import cmot_align_loop, cmot_align_vectorised, 
 
 
 def released_cmot_transcription(speech, text, speech_pad, text_pad, window=10):
-    """A direct transcription of CMOT's released `get_ot_matrix` control flow (L2 cost, window on), written from
-    the description in shared/notes/cmot.md section 2: whole-batch broadcast distance, 6e4 sentinels, a Python double
-    loop that fills the window mask, then argmin over tokens. Padding masks are True at padding."""
+    """A direct transcription of CMOT's released `get_ot_matrix` control flow (ictnlp/CMOT,
+    `label_smoothed_cross_entropy_otmix.py`; L2 cost, window on): whole-batch broadcast distance, 6e4 sentinels, a
+    Python double loop that fills the window mask, then argmin over tokens. Padding masks are True at padding."""
     B, N, _ = speech.shape
     M = text.shape[1]
     dist = (speech.unsqueeze(2) - text.unsqueeze(1)).norm(dim=-1)  # B x N x M via B x N x M x D

@@ -82,3 +82,26 @@ def test_tie_rule_and_edge_cases_on_gpu():
     assert out.frame_to_token.shape == (0, 5)
     out = align(torch.randn(3, 7, 4, device="cuda"), torch.randn(3, 1, 4, device="cuda"), backend="triton")
     assert out.frame_to_token.eq(0).all()
+
+
+@pytest.mark.parametrize(
+    ("normalization", "prior"), [("token_center", 0.0), ("token_zscore", 0.0), ("csls", 0.0), ("none", 0.7)]
+)
+def test_triton_agrees_with_torch_on_corrected_similarities(normalization, prior):
+    """The corrections run in torch before dispatch: Triton sees the same matrix and picks the same paths."""
+    rng = random.Random(1)
+    for _ in range(15):
+        speech, text, sm, tm, _ = _batch(rng, max_n=200, max_m=60)
+        args = [t.cuda() for t in (speech, text, sm, tm)]
+        kwargs = {"normalization": normalization, "diagonal_prior": prior}
+        gpu_torch = align(*args, backend="torch", **kwargs)
+        gpu_triton = align(*args, backend="triton", **kwargs)
+        assert torch.equal(gpu_triton.frame_to_token, gpu_torch.frame_to_token)
+        assert torch.equal(gpu_triton.valid, gpu_torch.valid)
+
+
+def test_timing_is_opt_in_on_cuda():
+    speech, text = torch.randn(2, 50, 16, device="cuda"), torch.randn(2, 10, 16, device="cuda")
+    assert align(speech, text).seconds is None
+    out = align(speech, text, timed=True)
+    assert isinstance(out.seconds, float) and out.seconds > 0

@@ -163,3 +163,77 @@ def test_alignment_accuracy_input_checks():
         alignment_accuracy([0], [(0, 1)], rule="some")
     empty = alignment_accuracy([-1, -1], [(-1, -1)])
     assert math.isnan(empty["token_accuracy"]) and math.isnan(empty["frame_accuracy"])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# alignment statistics without references
+# ----------------------------------------------------------------------------------------------------------------------
+def test_alignment_statistics_hand_computed():
+    from dtw_align_hf.metrics import alignment_statistics
+
+    f2t = [
+        [0, 0, 1, 1, 1, 2, -1, -1],  # 3 tokens, monotonic; runs 2, 3, 1 -> longest 3 of 6 frames
+        [0, 2, 1, 1, 3, 3, 3, 3],  # 5 tokens (token 4 uncovered), goes back 2 -> 1; longest run 4 of 8
+        [-1, -1, -1, -1, -1, -1, -1, -1],  # invalid sample with 2 tokens: nothing assigned
+    ]
+    out = alignment_statistics(torch.tensor(f2t), num_tokens=torch.tensor([3, 5, 2]))
+    s0, s1, s2 = out["per_sample"]
+    assert s0 == {
+        "num_tokens": 3,
+        "num_frames": 6,
+        "covered_tokens": 3,
+        "coverage": 1.0,
+        "frames_per_token_mean": 2.0,
+        "frames_per_token_min": 1,
+        "frames_per_token_max": 3,
+        "monotonic": True,
+        "longest_segment_share": 0.5,
+    }
+    assert s1["covered_tokens"] == 4 and s1["coverage"] == pytest.approx(0.8)
+    assert s1["monotonic"] is False and s1["longest_segment_share"] == pytest.approx(0.5)
+    assert (s1["frames_per_token_min"], s1["frames_per_token_max"]) == (0, 4)
+    assert s1["frames_per_token_mean"] == pytest.approx(8 / 5)
+    assert s2["coverage"] == 0.0 and s2["monotonic"] is None and s2["longest_segment_share"] is None
+    assert out["num_samples"] == 3 and out["unaligned_samples"] == 1
+    assert out["num_tokens"] == 10 and out["num_frames"] == 14
+    assert out["coverage"] == pytest.approx(7 / 10)  # micro: (3 + 4 + 0) covered of 10 tokens
+    assert out["monotonic"] == pytest.approx(0.5)  # of the two aligned samples
+    assert out["frames_per_token_mean"] == pytest.approx(14 / 10)
+    assert (out["frames_per_token_min"], out["frames_per_token_max"]) == (0, 4)
+    assert out["longest_segment_share"] == pytest.approx(0.5)
+
+
+def test_alignment_statistics_one_sample_and_inferred_token_count():
+    from dtw_align_hf.metrics import alignment_statistics
+
+    # a padding frame in the middle breaks a run: [1, 1] and [1] are two segments of token 1
+    out = alignment_statistics(np.array([0, 1, 1, -1, 1, 2, 2, 2]))
+    assert out["num_samples"] == 1 and out["num_tokens"] == 3  # inferred: highest index + 1
+    assert out["longest_segment_share"] == pytest.approx(3 / 7)
+    assert out["monotonic"] == 1.0 and out["coverage"] == 1.0
+    # a trailing uncovered token is only seen with num_tokens
+    assert alignment_statistics([0, 0, 1], num_tokens=3)["coverage"] == pytest.approx(2 / 3)
+
+
+def test_alignment_statistics_of_dtw_cover_every_token():
+    from dtw_align_hf.metrics import alignment_statistics
+
+    torch.manual_seed(0)
+    speech, text = torch.randn(2, 30, 8), torch.randn(2, 6, 8)
+    speech_mask = torch.ones(2, 30, dtype=torch.bool)
+    speech_mask[1, 20:] = False
+    text_mask = torch.ones(2, 6, dtype=torch.bool)
+    text_mask[1, 4:] = False
+    out = align(speech, text, speech_mask, text_mask, method="dtw", backend="torch")
+    stats = alignment_statistics(out.frame_to_token, num_tokens=text_mask.sum(-1))
+    assert stats["coverage"] == 1.0 and stats["monotonic"] == 1.0 and stats["frames_per_token_min"] >= 1
+    assert stats["num_frames"] == 50 and stats["frames_per_token_mean"] == pytest.approx(50 / 10)
+
+
+def test_alignment_statistics_input_checks():
+    from dtw_align_hf.metrics import alignment_statistics
+
+    with pytest.raises(ValueError, match="num_tokens"):
+        alignment_statistics([[0, 1], [0, 0]], num_tokens=[2])
+    with pytest.raises(ValueError, match="assigns token 3"):
+        alignment_statistics([0, 3], num_tokens=2)

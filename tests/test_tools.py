@@ -1,11 +1,13 @@
 """tools/: checkpoint averaging against a hand-computed average, paired bootstrap comparison, alignment accuracy."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from dtw_align_hf.alignment import align
 from dtw_align_hf.evaluation import evaluate_alignment, frames_per_second
 from dtw_align_hf.testing_utils import synthetic_audio
 from tools import average_checkpoints as avg
@@ -122,3 +124,55 @@ def test_eval_alignment_on_tiny_model(tmp_path, make_model, tiny_processor):
     assert result["num_samples"] == 2 and result["skipped"] == 1 and result["method"] == "dtw"
     assert 0.0 <= result["token_accuracy"] <= 1.0 and 0.0 <= result["frame_accuracy"] <= 1.0
     assert len(result["plots"]) == 1 and (tmp_path / "plots" / "a.png").stat().st_size > 0
+
+
+def test_alignment_plots_and_statistics_without_timings(tmp_path, make_model, tiny_processor):
+    from dtw_align_hf.metrics import alignment_statistics
+    from tools.eval_alignment import alignment_plots_and_statistics
+
+    model = make_model(alignment="dtw")
+    dataset = [
+        {"id": "a", "audio": synthetic_audio(1.0, seed=1), "transcript": "das kleine haus"},
+        {"id": "b", "audio": synthetic_audio(0.8, seed=2), "transcript": "ein hund"},
+        {"id": "c", "audio": None, "transcript": "ein hund"},  # undecodable: skipped
+    ]
+    result = alignment_plots_and_statistics(model, tiny_processor, dataset, plot_dir=tmp_path / "plots", num_plots=5)
+    assert result["num_samples"] == 2 and result["skipped"] == 1 and result["method"] == "dtw"
+    assert [Path(p).name for p in result["plots"]] == ["a.png", "b.png"]
+    assert all(Path(p).stat().st_size > 0 for p in result["plots"])
+    assert result["coverage"] == 1.0 and result["monotonic"] == 1.0  # DTW's guarantees
+    # the same numbers as alignment_statistics on the alignments computed here by hand
+    batch = tiny_processor(audio=[r["audio"] for r in dataset[:2]], text=[r["transcript"] for r in dataset[:2]])
+    with torch.no_grad():
+        speech, frame_mask = model.speech_embeddings(batch["input_values"], batch["attention_mask"])
+        out = align(
+            speech, model.embed_text(batch["input_ids"]), frame_mask.bool(), batch["text_attention_mask"].bool()
+        )
+    expected = alignment_statistics(out.frame_to_token, num_tokens=batch["text_attention_mask"].sum(-1))
+    for key in ("num_frames", "num_tokens", "frames_per_token_mean", "longest_segment_share", "frames_per_token_max"):
+        assert result[key] == pytest.approx(expected[key])
+
+
+def test_eval_alignment_cli_plot_only_on_a_manifest(tmp_path, make_model, tiny_processor):
+    import soundfile as sf
+
+    from tools import eval_alignment
+
+    model_dir = tmp_path / "model"
+    make_model(alignment="dtw").save_pretrained(model_dir)
+    tiny_processor.save_pretrained(model_dir)
+    lines = ["audio\ttranscript\ttranslation"]
+    for i, (text, target) in enumerate([("das kleine haus", "the small house"), ("ein hund", "a dog")]):
+        sf.write(tmp_path / f"u{i}.wav", synthetic_audio(1.0, seed=i), 16000)
+        lines.append(f"u{i}.wav\t{text}\t{target}")
+    (tmp_path / "test.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = eval_alignment.main(
+        [
+            "--model", str(model_dir), "--dataset", "manifest", "--test_file", str(tmp_path / "test.tsv"),
+            "--plot_dir", str(tmp_path / "plots"), "--json", str(tmp_path / "out.json"),
+        ]
+    )  # fmt: skip
+    assert result["reference"] is None and "token_accuracy" not in result
+    assert result["num_samples"] == 2 and len(result["plots"]) == 2
+    assert result["coverage"] == 1.0 and 0 < result["longest_segment_share"] <= 1
+    assert json.loads((tmp_path / "out.json").read_text())["frames_per_token_min"] >= 1
