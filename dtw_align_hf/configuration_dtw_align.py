@@ -12,16 +12,9 @@ from typing import ClassVar
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .alignment import ALIGNMENT_METHODS
+from .alignment import ALIGNMENT_BACKENDS, ALIGNMENT_METHODS, METHOD_ALIASES, SIMILARITY_NORMALIZATIONS
 from .modeling_speech_encoders import set_whisper_window, whisper_window_seconds, window_frames
 
-
-try:
-    from .alignment import ALIGNMENT_BACKENDS, METHOD_ALIASES, SIMILARITY_NORMALIZATIONS
-except ImportError:  # TEMPORARY until the alignment redesign (which defines these names) is merged; then delete
-    ALIGNMENT_BACKENDS = ("auto", "torch", "numba", "triton", "loop")
-    METHOD_ALIASES = {"ot": "cmot"}
-    SIMILARITY_NORMALIZATIONS = ("none", "token_center", "token_zscore", "csls")
 
 #: Every accepted `alignment` value: the methods of `align`, their aliases, and "none" (no alignment, no mixup).
 ALIGNMENTS = (*ALIGNMENT_METHODS, *METHOD_ALIASES, "none")

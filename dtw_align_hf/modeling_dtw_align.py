@@ -30,7 +30,6 @@ from .modeling_dtw_align_blocks import (
     DTWAlignSeq2SeqLMOutput,
     check_forward_inputs,
     check_text,
-    new_align_kwargs,
     pick_audio,
     translation_positions,
 )
@@ -46,9 +45,12 @@ from .modeling_speech_encoders import (
     set_whisper_window,
     speech_input_name,
 )
+from .pipeline_dtw_align import register_speech_seq2seq
 
 
 logger = logging.get_logger(__name__)
+# The ASR pipeline decodes by class name: make it use `generate` for this model, also for remote code (no package).
+register_speech_seq2seq()
 
 
 class DTWAlignPreTrainedModel(PreTrainedModel):
@@ -484,14 +486,16 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             backend=cfg.alignment_backend,
             strict=cfg.alignment_strict,
             window=cfg.alignment_window,
-            **new_align_kwargs(cfg),
+            normalization=cfg.alignment_normalization,
+            diagonal_prior=float(cfg.alignment_diagonal_prior),
+            timed=cfg.alignment_timing,
         )
         valid = alignment.valid.to(frame_mask.device)
         out.align_valid_frac = valid.float().mean()
         frames = (frame_mask.sum(-1) * valid).sum()
         tokens = (text_mask.sum(-1) * valid).sum()
         out.align_frames_per_token = frames.float() / tokens.clamp(min=1).float()
-        if cfg.alignment_timing and alignment.seconds is not None:
+        if cfg.alignment_timing:
             out.align_seconds = torch.as_tensor(alignment.seconds, dtype=torch.float32)
         return alignment
 

@@ -1,17 +1,14 @@
 """Building blocks of `DTWAlignForSpeechTranslation`: output types, the conv adapter, the encoder view used by
-`generate`, the input checks of `forward`, and two small helpers of the forward pass (position embeddings on/off,
-the new `align` options).
+`generate`, the input checks of `forward`, and the position-embedding switch of the forward pass.
 """
 
 import contextlib
-import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
-from .alignment import align
 from .configuration_dtw_align import DTWAlignConfig
 from .modeling_speech_encoders import check_audio_batch
 
@@ -154,25 +151,6 @@ def translation_positions(encoder: nn.Module, mode: str, captured: list | None =
         handle.remove()
 
 
-def new_align_kwargs(cfg: DTWAlignConfig) -> dict:
-    """The alignment options of the redesigned `align()` (normalization, diagonal prior, timing), passed only when
-    they differ from their defaults, so that this model also runs with an `align` that predates them."""
-    wanted, accepted = {}, inspect.signature(align).parameters
-    if cfg.alignment_timing and "timed" in accepted:  # an older `align` times every call anyway
-        wanted["timed"] = True
-    if cfg.alignment_normalization != "none":
-        wanted["normalization"] = cfg.alignment_normalization
-    if cfg.alignment_diagonal_prior:
-        wanted["diagonal_prior"] = float(cfg.alignment_diagonal_prior)
-    missing = [name for name in wanted if name not in accepted]
-    if missing:
-        raise ValueError(
-            f"This version of `dtw_align_hf.alignment.align` has no {missing} option; leave "
-            f"{[f'alignment_{n}' for n in missing]} at their defaults or update the package."
-        )
-    return wanted
-
-
 def pick_audio(model, input_values: torch.Tensor | None, input_features: torch.Tensor | None):
     """The audio tensor of whichever key was passed; raises if it is the wrong kind for this speech encoder."""
     if input_values is not None and input_features is not None:
@@ -239,7 +217,6 @@ __all__ = [
     "DTWAlignSeq2SeqLMOutput",
     "check_forward_inputs",
     "check_text",
-    "new_align_kwargs",
     "pick_audio",
     "translation_positions",
 ]

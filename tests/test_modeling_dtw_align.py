@@ -707,3 +707,21 @@ def test_generate_from_text_takes_the_processor_output(make_model, tiny_processo
         model.generate(**tiny_processor(audio=[synthetic_audio(0.5)], sampling_rate=16000))
     assert ids.tolist() == reference.tolist()
     assert model.generation_config.max_new_tokens == 200 and model.generation_config.max_length is None
+
+
+def test_alignment_options_reach_align(make_model, make_batch, monkeypatch):
+    from dtw_align_hf import modeling_dtw_align
+
+    seen = []
+    real = modeling_dtw_align.align
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_dtw_align, "align", spy)
+    model = make_model(alignment_normalization="token_center", alignment_diagonal_prior=0.5, alignment_timing=True)
+    model.train()
+    out = model(**make_batch())
+    assert (seen[0]["normalization"], seen[0]["diagonal_prior"], seen[0]["timed"]) == ("token_center", 0.5, True)
+    assert isinstance(out.align_seconds, torch.Tensor) and out.align_seconds.item() >= 0.0
