@@ -148,7 +148,8 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 (`revision`, `token`, `dtype`, ...).
             **config_overrides: `DTWAlignConfig` fields (`alignment="dtw"`, `preset="cmot"`,
                 `speech_window_seconds=10` for Whisper, ...). Keys prefixed `speech_` / `text_` override the speech /
-                translation sub-config (`speech_layerdrop=0.0`, `speech_mask_time_prob=0.0`, `text_dropout=0.1`).
+                translation sub-config (`speech_layerdrop=0.0`, `speech_mask_time_prob=0.0`, `text_dropout=0.1`),
+                except `DTWAlignConfig`'s own fields (`speech_positions`, `speech_window_seconds`).
 
         Returns:
             [`DTWAlignForSpeechTranslation`] whose two parts carry the pretrained weights (the adapter is new).
