@@ -438,7 +438,8 @@ def _to_float(wav: np.ndarray, index: int) -> np.ndarray:
 
 def set_feature_window(feature_extractor, window_seconds: float) -> None:
     """Make a `WhisperFeatureExtractor` pad to a `window_seconds` window (its `chunk_length`)."""
-    feature_extractor.chunk_length = window_seconds
+    # whole seconds stay ints: transformers' feature extractor and ASR pipeline compute sample counts from them
+    feature_extractor.chunk_length = int(window_seconds) if float(window_seconds).is_integer() else window_seconds
     feature_extractor.n_samples = round(window_seconds * feature_extractor.sampling_rate)
     feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length
 

@@ -181,7 +181,8 @@ def make_tiny_whisper_encoder(
     model = (WhisperForConditionalGeneration(config) if full else WhisperEncoder(config)).eval()
     if output_dir is not None:
         model.save_pretrained(output_dir)
-        WhisperFeatureExtractor(feature_size=16, chunk_length=window_seconds).save_pretrained(output_dir)
+        chunk = int(window_seconds) if float(window_seconds).is_integer() else window_seconds
+        WhisperFeatureExtractor(feature_size=16, chunk_length=chunk).save_pretrained(output_dir)
     return model
 
 
