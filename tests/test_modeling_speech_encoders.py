@@ -245,3 +245,22 @@ def test_processor_uses_the_encoders_own_feature_extractor(tiny_whisper_dir, tin
     padded = processor.pad_audio(clips)
     assert set(padded) == {"input_features", "attention_mask"}
     assert padded["attention_mask"].sum(-1).tolist() == [30, 5] and padded["input_features"].shape == (2, 16, 200)
+
+
+def test_stock_asr_pipeline_runs_for_each_family(family, tmp_path):
+    """`pipeline("automatic-speech-recognition")` on a saved checkpoint of each family (it passes no attention mask
+    for Whisper, so only Speech2Text and HuBERT are compared with `generate`)."""
+    from transformers import pipeline
+
+    name, _, processor, make_model, _ = family
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    asr = pipeline("automatic-speech-recognition", model=str(tmp_path))
+    wav = synthetic_audio(1.0, seed=3)
+    text = asr(wav, num_beams=2, max_new_tokens=6)["text"]
+    assert isinstance(text, str)
+    if name != "whisper":
+        with torch.no_grad():
+            ids = model.generate(**processor(audio=[wav], sampling_rate=16000), num_beams=2, max_new_tokens=6)
+        assert text == processor.batch_decode(ids)[0]
