@@ -1,13 +1,16 @@
 """DTW-Align: speech encoder -> conv adapter -> translation encoder-decoder shared by speech and text.
 
-One training batch, in order (`DTWAlignForSpeechTranslation.forward`):
-1. ST pass: audio -> speech encoder -> adapter -> speech embeddings f (B, N, D) -> translation encoder -> decoder.
-2. MT pass: transcript -> text embeddings e (B, M, D) -> the same encoder -> decoder.
-3. `align(f, e)` assigns each speech frame one transcript token (no gradient; `alignment.py`).
-4. `mix(...)` builds the mixed sequence (`mixup.py`); the mixup pass runs it through the encoder (or, CMOT-style,
+One training batch, in order (`DTWAlignForSpeechTranslation.forward`, one method per step, after the input checks):
+1. `_st_pass`: audio -> speech encoder -> adapter -> speech embeddings f (B, N, D) -> translation encoder -> decoder.
+2. `_mt_pass`: transcript -> text embeddings e (B, M, D) -> the same encoder -> decoder.
+3. `_alignment_step`: `align(f, e)` assigns each speech frame one transcript token (no gradient; `alignment.py`).
+4. `_mixup_pass`: `mix(...)` builds the mixed sequence (`mixup.py`) and runs it through the encoder (or, CMOT-style,
    mixes encoder outputs) and the decoder.
-5. Losses (`losses.py`): label-smoothed CE of each pass, symmetric KL between the mixed pass and the ST / MT passes,
-   weighted by the config. Inference and evaluation run step 1 only.
+5. `_losses` (`losses.py`): label-smoothed CE of each pass, symmetric KL between the mixed pass and the ST / MT
+   passes, weighted by the config. Inference and evaluation run step 1 only.
+
+Speech-encoder families (waveform `input_values`; Whisper / Speech2Text `input_features`) are handled in
+`modeling_speech_encoders.py`; output types, the adapter and the input checks live in `modeling_dtw_align_blocks.py`.
 """
 
 import copy

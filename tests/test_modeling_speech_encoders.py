@@ -264,3 +264,25 @@ def test_stock_asr_pipeline_runs_for_each_family(family, tmp_path):
         with torch.no_grad():
             ids = model.generate(**processor(audio=[wav], sampling_rate=16000), num_beams=2, max_new_tokens=6)
         assert text == processor.batch_decode(ids)[0]
+
+
+def test_non_finite_features_are_rejected_before_compute(family):
+    _, _, _, make_model, make_batch = family
+    model, batch = make_model(), make_batch()
+    model.speech_encoder.register_forward_pre_hook(lambda *a: (_ for _ in ()).throw(AssertionError("encoder ran")))
+    audio = batch[model.main_input_name].clone()
+    audio[1].view(-1)[7] = float("nan")
+    with pytest.raises(ValueError, match=rf"Samples \[1\] contain NaN or inf values in `{model.main_input_name}`"):
+        model(**{**batch, model.main_input_name: audio})
+    with pytest.raises(ValueError, match=r"Samples \[1\] contain NaN or inf"):
+        model.generate(**{model.main_input_name: audio, "attention_mask": batch["attention_mask"]}, max_new_tokens=2)
+
+
+def test_integer_pcm_gives_the_same_features_as_float(family):
+    _, _, processor, _, _ = family
+    wav = synthetic_audio(0.5) * 0.5
+    pcm = np.round(wav * 32768).astype(np.int16)
+    key = processor.audio_input_name
+    a = processor(audio=[wav], sampling_rate=16000)[key]
+    b = processor(audio=[pcm], sampling_rate=16000)[key]
+    torch.testing.assert_close(a, b, rtol=0.02, atol=0.01)  # int16 quantisation, seen through log-mel + CMVN
