@@ -17,7 +17,7 @@ import copy
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import logging
@@ -33,6 +33,7 @@ from .modeling_dtw_align_blocks import (
     DTWAlignSeq2SeqLMOutput,
     check_forward_inputs,
     check_text,
+    load_parts,
     pick_audio,
     translation_positions,
 )
@@ -43,9 +44,7 @@ from .modeling_speech_encoders import (
     feature_encoder_modules,
     feature_frames_axis,
     freeze_modules,
-    load_speech_encoder,
     run_speech_encoder,
-    set_whisper_window,
     speech_input_name,
 )
 from .pipeline_dtw_align import register_speech_seq2seq
@@ -157,29 +156,8 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         Returns:
             [`DTWAlignForSpeechTranslation`] whose two parts carry the pretrained weights (the adapter is new).
         """
-        speech_kwargs, mt_kwargs = dict(speech_kwargs or {}), dict(mt_kwargs or {})
-        window = config_overrides.pop("speech_window_seconds", None)
-        overrides = {"speech_": {}, "text_": {}}
-        for prefix, found in overrides.items():
-            # `speech_positions` etc. are DTWAlignConfig fields, not sub-config overrides
-            for key in [k for k in config_overrides if k.startswith(prefix) and not hasattr(DTWAlignConfig, k)]:
-                found[key[len(prefix) :]] = config_overrides.pop(key)
-        hub = ("revision", "token", "cache_dir", "local_files_only")
-        speech_config = AutoConfig.from_pretrained(
-            speech_encoder_name_or_path, **{k: v for k, v in speech_kwargs.items() if k in hub}, **overrides["speech_"]
-        )
-        text_config = AutoConfig.from_pretrained(
-            mt_name_or_path, **{k: v for k, v in mt_kwargs.items() if k in hub}, **overrides["text_"]
-        )
-        changed = False
-        if speech_config.model_type == "whisper" and window is not None:
-            changed = set_whisper_window(speech_config, float(window))
-        speech = load_speech_encoder(
-            speech_encoder_name_or_path, speech_config, positions_changed=changed, **speech_kwargs
-        )
-        mt = AutoModelForSeq2SeqLM.from_pretrained(mt_name_or_path, config=text_config, **mt_kwargs)
-        config = DTWAlignConfig(
-            speech_config=speech.config, text_config=mt.config, speech_window_seconds=window, **config_overrides
+        speech, mt, config = load_parts(
+            speech_encoder_name_or_path, mt_name_or_path, speech_kwargs or {}, mt_kwargs or {}, config_overrides
         )
         model = cls(config, speech_encoder=speech, mt_model=mt)
         if getattr(mt, "generation_config", None) is not None:

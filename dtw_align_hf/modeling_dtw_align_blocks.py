@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import AutoConfig, AutoModelForSeq2SeqLM
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from .configuration_dtw_align import DTWAlignConfig
-from .modeling_speech_encoders import check_audio_batch
+from .modeling_speech_encoders import check_audio_batch, load_speech_encoder, set_whisper_window
 
 
 @dataclass
@@ -210,6 +211,42 @@ def check_forward_inputs(model, audio, attention_mask, sampling_rate, input_ids,
     return text_mask
 
 
+def load_parts(
+    speech_encoder_name_or_path: str,
+    mt_name_or_path: str,
+    speech_kwargs: dict,
+    mt_kwargs: dict,
+    config_overrides: dict,
+):
+    """The two pretrained parts and the `DTWAlignConfig` of `DTWAlignForSpeechTranslation.from_pretrained_parts`."""
+    config_overrides = dict(config_overrides)
+    speech_kwargs, mt_kwargs = dict(speech_kwargs), dict(mt_kwargs)
+    window = config_overrides.pop("speech_window_seconds", None)
+    overrides = {"speech_": {}, "text_": {}}
+    for prefix, found in overrides.items():
+        # `speech_positions` etc. are DTWAlignConfig fields, not sub-config overrides
+        for key in [k for k in config_overrides if k.startswith(prefix) and not hasattr(DTWAlignConfig, k)]:
+            found[key[len(prefix) :]] = config_overrides.pop(key)
+    hub = ("revision", "token", "cache_dir", "local_files_only")
+    speech_config = AutoConfig.from_pretrained(
+        speech_encoder_name_or_path, **{k: v for k, v in speech_kwargs.items() if k in hub}, **overrides["speech_"]
+    )
+    text_config = AutoConfig.from_pretrained(
+        mt_name_or_path, **{k: v for k, v in mt_kwargs.items() if k in hub}, **overrides["text_"]
+    )
+    changed = False
+    if speech_config.model_type == "whisper" and window is not None:
+        changed = set_whisper_window(speech_config, float(window))
+    speech = load_speech_encoder(
+        speech_encoder_name_or_path, speech_config, positions_changed=changed, **speech_kwargs
+    )
+    mt = AutoModelForSeq2SeqLM.from_pretrained(mt_name_or_path, config=text_config, **mt_kwargs)
+    config = DTWAlignConfig(
+        speech_config=speech.config, text_config=mt.config, speech_window_seconds=window, **config_overrides
+    )
+    return speech, mt, config
+
+
 __all__ = [
     "DTWAlignConvAdapter",
     "DTWAlignEncoderOutput",
@@ -217,6 +254,7 @@ __all__ = [
     "DTWAlignSeq2SeqLMOutput",
     "check_forward_inputs",
     "check_text",
+    "load_parts",
     "pick_audio",
     "translation_positions",
 ]
