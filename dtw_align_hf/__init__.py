@@ -8,7 +8,7 @@ and copies the model's code files next to the weights.
 from transformers import AutoConfig, AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from .alignment import AlignmentOutput, align
-from .configuration_dtw_align import DTWAlignConfig
+from .configuration_dtw_align import ALIGNMENTS, DTW_ALIGN_SETTINGS, MIXUPS, PRESETS, SPEECH_POSITIONS, DTWAlignConfig
 from .metrics import alignment_accuracy, translation_metrics
 from .modeling_dtw_align import (
     DTWAlignConvAdapter,
@@ -37,6 +37,11 @@ from .pipeline_dtw_align import register_speech_seq2seq  # noqa: E402
 register_speech_seq2seq()
 
 __all__ = [
+    "ALIGNMENTS",
+    "DTW_ALIGN_SETTINGS",
+    "MIXUPS",
+    "PRESETS",
+    "SPEECH_POSITIONS",
     "AlignmentOutput",
     "DTWAlignConfig",
     "DTWAlignConvAdapter",

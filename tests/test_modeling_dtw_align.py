@@ -83,7 +83,7 @@ def test_training_step(make_model, make_batch, alignment, mixup):
         assert torch.isfinite(out.loss_mix) and torch.isfinite(out.loss_kl)
         assert out.align_valid_frac.item() == 1.0
         assert out.align_frames_per_token.item() > 1.0
-        assert out.align_seconds.item() >= 0.0
+        assert out.align_seconds is None  # timing only when asked (`alignment_timing`)
 
 
 @pytest.mark.parametrize("level", ["token", "frame"])
@@ -138,10 +138,18 @@ def test_infeasible_samples_are_excluded_from_mixup(make_model, make_batch):
     assert out.align_valid_frac.item() == 0.5
     assert torch.isfinite(out.loss) and out.loss_mix is not None
     out.loss.backward()
+    # the unaligned sample adds nothing to the mixup and KL terms: equal to the aligned sample alone
+    alone = make_batch(n=1, seconds=(1.0,), transcripts=["das haus"])
+    with torch.no_grad():
+        both, one = model(**batch, num_items_in_batch=10), model(**alone, num_items_in_batch=10)
+    torch.testing.assert_close(both.loss_mix, one.loss_mix, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(both.loss_kl, one.loss_kl, rtol=1e-4, atol=1e-5)
     only_bad = make_batch(n=1, seconds=(0.1,), transcripts=[long_transcript])
     out = model(**only_bad)
     assert out.align_valid_frac.item() == 0.0
-    assert out.loss_mix is None and out.loss_kl is None and torch.isfinite(out.loss)
+    # no host sync picks the aligned samples: the mixup pass runs, with every target of the sample masked out
+    assert out.loss_mix.item() == 0.0 and out.loss_kl.item() == 0.0 and torch.isfinite(out.loss)
+    torch.testing.assert_close(out.loss, out.loss_st + out.loss_mt)
 
 
 def test_linear_schedule_reads_training_progress(make_model, make_batch):
@@ -161,7 +169,8 @@ def test_save_load_identical_logits_and_auto_classes(make_model, make_batch, tin
     tiny_processor.save_pretrained(tmp_path)
     files = set(os.listdir(tmp_path))
     assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
-    assert {"configuration_dtw_align.py", "modeling_dtw_align.py", "alignment.py", "mixup.py", "losses.py"} <= files
+    shipped = {"configuration_dtw_align.py", "modeling_dtw_align.py", "alignment.py", "mixup.py", "losses.py"}
+    assert shipped | {"modeling_speech_encoders.py", "modeling_dtw_align_blocks.py"} <= files
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSpeechSeq2Seq"] == "modeling_dtw_align.DTWAlignForSpeechTranslation"
     assert config["model_type"] == "dtw_align"
@@ -379,6 +388,8 @@ def no_compute(make_model):
         ("missing_labels", "without `labels`"),
         ("missing_transcript", "needs the transcript"),
         ("nothing", "input_values"),
+        ("nan", r"Samples \[1\] contain NaN or inf"),
+        ("inf", r"Samples \[0\] contain NaN or inf"),
     ],
 )
 def test_bad_input_raises_before_compute(no_compute, make_batch, case, message):
@@ -405,6 +416,10 @@ def test_bad_input_raises_before_compute(no_compute, make_batch, case, message):
         batch.pop("text_attention_mask")
     elif case == "nothing":
         batch = {"labels": batch["labels"]}
+    elif case == "nan":
+        batch["input_values"][1, 10] = float("nan")
+    elif case == "inf":
+        batch["input_values"][0, 0] = float("inf")
     with pytest.raises(ValueError, match=message):
         model(**batch)
 
@@ -413,6 +428,15 @@ def test_bad_input_in_generate(no_compute, make_batch):
     batch = make_batch()
     with pytest.raises(ValueError, match="stereo"):
         no_compute.generate(torch.stack([batch["input_values"]] * 2, dim=1), max_new_tokens=3)
+    nan = batch["input_values"].clone()
+    nan[1, 5] = float("nan")
+    for call in (
+        lambda: no_compute.generate(nan, attention_mask=batch["attention_mask"], max_new_tokens=3),
+        lambda: no_compute.generate(input_values=nan, attention_mask=batch["attention_mask"], max_new_tokens=3),
+        lambda: no_compute.get_encoder()(nan, batch["attention_mask"]),
+    ):
+        with pytest.raises(ValueError, match=r"Samples \[1\] contain NaN or inf"):
+            call()
     no_compute.config.max_source_seconds = 0.5
     with pytest.raises(ValueError, match="max_source_seconds"):
         no_compute.generate(batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=3)
@@ -538,3 +562,166 @@ def test_paper_sized_model_trains_one_step():
     assert torch.isfinite(out.loss) and out.align_valid_frac.item() == 1.0
     # 3 s -> 149 HuBERT frames (20 ms) -> 38 adapter frames (80 ms); 2 s -> 99 -> 25
     assert out.align_frames_per_token.item() == pytest.approx((38 + 25) / 40)
+
+
+# ---------------------------------------------------------------- settings, vocabulary, cache, positions, SpecAugment
+
+
+def test_update_dtw_align_on_a_loaded_model_expands_the_preset(make_model, make_batch, tmp_path):
+    make_model().save_pretrained(tmp_path)
+    model = DTWAlignForSpeechTranslation.from_pretrained(tmp_path)
+    assert model.update_dtw_align(preset="cmot") is model
+    cfg = model.config
+    assert (cfg.alignment, cfg.mixup, cfg.mix_position, cfg.kl_weight, cfg.mix_weight, cfg.speech_positions) == (
+        "cmot",
+        "discrete",
+        "encoder_output",
+        2.0,
+        0.0,
+        "none",
+    )
+    model.train()
+    out = model(**make_batch())
+    assert out.loss_mix is not None  # logged, not added (CMOT)
+    torch.testing.assert_close(out.loss, out.loss_st + out.loss_mt + 2.0 * out.loss_kl)
+    convs = len(model.adapter.convs)
+    with pytest.raises(ValueError, match="`adapter_num_layers` is an architecture field.*build a new model"):
+        model.update_dtw_align(adapter_num_layers=3)
+    assert model.config.adapter_num_layers == convs == 2
+    model.save_pretrained(tmp_path / "again")
+    DTWAlignForSpeechTranslation.from_pretrained(tmp_path / "again")  # still reloads
+
+
+@pytest.mark.parametrize("delta", [5, -3])
+def test_resize_token_embeddings(make_model, make_batch, delta):
+    model, batch = make_model(), make_batch()
+    old = model.config.text_config.vocab_size
+    embeddings = model.resize_token_embeddings(old + delta)
+    new = old + delta
+    assert embeddings.num_embeddings == new == model.config.text_config.vocab_size
+    assert model.get_output_embeddings().weight.shape[0] == new
+    assert model.mt.lm_head.weight.data_ptr() == model.mt.model.shared.weight.data_ptr()  # still tied
+    with torch.no_grad():
+        ids = model.generate(batch["input_values"], attention_mask=batch["attention_mask"], max_new_tokens=4)
+        if delta > 0:
+            assert model(**batch).logits.shape[-1] == new
+    assert ids.max().item() < new
+
+
+def test_no_decoder_cache_in_training_or_evaluation_forward(make_model, make_batch):
+    model, batch = make_model(), make_batch()
+    caches = []
+    model.mt.register_forward_hook(lambda module, args, output: caches.append(output.cache))
+    model.train()
+    out = model(**batch)
+    assert len(caches) == 3 and all(c is None for c in caches) and out.cache is None  # ST, MT and mixup passes
+    model.eval()
+    caches.clear()
+    with torch.no_grad():
+        model(**batch)
+        assert caches == [None]
+        model(**batch, use_cache=True)  # asked for explicitly: honoured
+    assert caches[-1] is not None
+
+
+def test_speech_without_positions_is_permutation_equivariant(make_model):
+    """With `speech_positions="none"` the translation encoder sees speech as a set: permuting frames permutes states."""
+    x = torch.randn(1, 12, 32)
+    perm = torch.randperm(12)
+    for mode, equivariant in (("none", True), ("sinusoidal", False)):
+        model = make_model(speech_positions=mode)
+        model.speech_embeddings = lambda audio, mask, spec_augment=True, x=None: (audio, torch.ones(1, 12).long())
+        with torch.no_grad():
+            states = model._encode_speech(x, None).last_hidden_state
+            permuted = model._encode_speech(x[:, perm], None).last_hidden_state
+        assert torch.allclose(states[:, perm], permuted, atol=1e-5) == equivariant
+
+
+def test_mixed_input_keeps_the_text_share_of_positions(make_model, make_batch):
+    # lam = 1, token level: the mixed sequence is the transcript, so with its positions the mix pass is the MT pass
+    model = make_model(speech_positions="none", mixup_ratio=1.0, kl_st_mix=False)
+    model.train()
+    out = model(**make_batch())
+    torch.testing.assert_close(out.loss_mix, out.loss_mt, rtol=1e-5, atol=1e-5)
+
+
+def test_spec_augment_is_off_in_steps_that_align(make_model, make_batch):
+    batch = make_batch()
+    spec = {"speech_mask_time_prob": 0.5, "speech_mask_time_length": 5}
+    model = make_model(**spec)
+    with torch.no_grad():
+        reference = model(**batch).loss_st  # eval: never masked
+    model.train()
+    torch.testing.assert_close(model(**batch).loss_st, reference)  # aligning step: unmasked (CMOT)
+    model.update_dtw_align(mask_aligned_speech=True)
+    torch.manual_seed(0)
+    assert not torch.allclose(model(**batch).loss_st, reference)
+    plain = make_model(alignment="none", mt_weight=0.0, **spec).train()
+    torch.manual_seed(0)
+    st_only = {k: batch[k] for k in ("input_values", "attention_mask", "labels")}
+    assert not torch.allclose(plain(**st_only).loss, reference)  # plain ST training keeps SpecAugment
+    assert plain.speech_encoder.config.apply_spec_augment
+
+
+def test_prepare_decoder_input_ids_from_labels(make_model, make_batch):
+    from transformers.models.m2m_100.modeling_m2m_100 import shift_tokens_right
+
+    model, labels = make_model(), make_batch()["labels"]
+    expected = shift_tokens_right(labels, model.config.pad_token_id, model.config.decoder_start_token_id)
+    assert model.prepare_decoder_input_ids_from_labels(labels).tolist() == expected.tolist()
+
+
+def test_training_forward_makes_no_host_sync_outside_the_input_check(make_model, make_batch, monkeypatch):
+    import sys as _sys
+
+    model, batch = make_model(alignment_backend="torch"), make_batch()
+    model.train()
+    ours = ("modeling_dtw_align.py", "modeling_dtw_align_blocks.py", "mixup.py", "losses.py")
+    calls = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def spy(self, *args, _original=original, _name=name, **kwargs):
+            caller = _sys._getframe(1).f_code.co_filename
+            if caller.endswith(ours):
+                calls.append((_name, caller, _sys._getframe(1).f_lineno))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    out = model(**batch)
+    monkeypatch.undo()
+    assert calls == []
+    stats = (out.loss_st, out.loss_mt, out.loss_mix, out.loss_kl, out.align_valid_frac, out.align_frames_per_token)
+    assert all(isinstance(x, torch.Tensor) for x in stats)
+
+
+def test_generate_from_text_takes_the_processor_output(make_model, tiny_processor):
+    import warnings
+
+    model = make_model()
+    inputs = tiny_processor(text=["das kleine rote haus", "ein hund"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no max_length / max_new_tokens warning with the default generation config
+        ids = model.generate_from_text(**inputs)
+        reference = model.generate_from_text(inputs["input_ids"], inputs["text_attention_mask"])
+        model.generate(**tiny_processor(audio=[synthetic_audio(0.5)], sampling_rate=16000))
+    assert ids.tolist() == reference.tolist()
+    assert model.generation_config.max_new_tokens == 200 and model.generation_config.max_length is None
+
+
+def test_alignment_options_reach_align(make_model, make_batch, monkeypatch):
+    from dtw_align_hf import modeling_dtw_align
+
+    seen = []
+    real = modeling_dtw_align.align
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_dtw_align, "align", spy)
+    model = make_model(alignment_normalization="token_center", alignment_diagonal_prior=0.5, alignment_timing=True)
+    model.train()
+    out = model(**make_batch())
+    assert (seen[0]["normalization"], seen[0]["diagonal_prior"], seen[0]["timed"]) == ("token_center", 0.5, True)
+    assert isinstance(out.align_seconds, torch.Tensor) and out.align_seconds.item() >= 0.0

@@ -74,3 +74,37 @@ def test_lora_on_one_part(make_model, make_batch, part):
     assert lora and all(("speech_encoder" in n) == (part == "speech") for n in lora)
     model.train()
     model(**make_batch()).loss.backward()
+
+
+FAMILY_TARGETS = {
+    "hubert": r".*speech_encoder\.encoder\.layers\.\d+\.attention\.(q_proj|v_proj)",
+    "whisper": r".*speech_encoder\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
+    "speech_to_text": r".*speech_encoder\.layers\.\d+\.self_attn\.(q_proj|v_proj)",
+}
+
+
+def test_lora_on_each_speech_encoder_family(family, tmp_path):
+    name, _, _, make_model, make_batch = family
+    base, batch = make_model(), make_batch()
+    base.save_pretrained(tmp_path / "base")
+    model = _lora(base, FAMILY_TARGETS[name] + r"|.*mt\.model\.decoder\.layers\.\d+\.self_attn\.(q_proj|v_proj)")
+    lora = [n for n, _ in model.named_parameters() if "lora_" in n]
+    assert any("speech_encoder" in n for n in lora) and any("mt.model.decoder" in n for n in lora)
+    model.train()
+    model(**batch).loss.backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
+    model.eval()
+    model.save_pretrained(tmp_path / "lora")
+
+    from dtw_align_hf import DTWAlignForSpeechTranslation
+
+    reloaded = peft.PeftModel.from_pretrained(
+        DTWAlignForSpeechTranslation.from_pretrained(tmp_path / "base"), tmp_path / "lora"
+    ).eval()
+    audio = {k: batch[k] for k in (base.main_input_name, "attention_mask")}
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, rtol=1e-5, atol=1e-6)
+        merged = reloaded.merge_and_unload()
+        assert (
+            merged.generate(**audio, max_new_tokens=4).tolist() == model.generate(**audio, max_new_tokens=4).tolist()
+        )

@@ -103,3 +103,65 @@ def test_from_pretrained_parts(tiny_speech_encoder_dir, tiny_mt_dir, tmp_path):
     (tmp_path / "config.json").write_text((tiny_speech_encoder_dir / "config.json").read_text())
     fallback = DTWAlignProcessor.from_pretrained_parts(str(tmp_path), str(tiny_mt_dir))
     assert fallback.feature_extractor.sampling_rate == 16000 and fallback.feature_extractor.do_normalize
+
+
+# ---------------------------------------------------------------- what the processor reads as audio
+
+
+def test_integer_pcm_is_scaled_to_float(tiny_processor):
+    wav = synthetic_audio(0.5) * 0.5
+    reference = tiny_processor.check_audio([wav], 16000)[0]
+    for dtype, scale, offset in ((np.int16, 32768, 0), (np.int32, 2**31, 0), (np.uint8, 128, 128)):
+        pcm = np.clip(np.round(wav * scale + offset), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
+        scaled = tiny_processor.check_audio([pcm], 16000)[0]
+        assert scaled.dtype == np.float32 and np.abs(scaled).max() <= 1.0
+        np.testing.assert_allclose(scaled, reference, atol=1.5 / scale)
+    # do_normalize=False feature extractors see the scaled values, not +-30000
+    raw = DTWAlignProcessor(make_feature_extractor(do_normalize=False), tiny_processor.tokenizer)
+    batch = raw(audio=(wav * 32767).astype(np.int16), sampling_rate=16000)
+    assert batch["input_values"].abs().max() <= 1.0
+    with pytest.raises(ValueError, match="int64 integer data, not a PCM format"):
+        tiny_processor.check_audio([np.zeros(800, np.int64)], 16000)
+
+
+def test_a_list_of_numbers_is_one_clip(tiny_processor):
+    wav = synthetic_audio(0.2)
+    clips = tiny_processor.check_audio([float(x) for x in wav], 16000)
+    assert len(clips) == 1 and clips[0].shape == wav.shape
+    batch = tiny_processor(audio=wav.tolist(), sampling_rate=16000)
+    assert batch["input_values"].shape == (1, wav.size)
+
+
+def test_two_dimensional_arrays_are_one_clip_never_a_batch(tiny_processor):
+    wav = synthetic_audio(0.5)
+    for mono in (wav[None, :], wav[:, None], torch.from_numpy(wav)[None]):
+        clips = tiny_processor.check_audio(mono, 16000)
+        assert len(clips) == 1 and clips[0].shape == wav.shape
+    with pytest.raises(ValueError) as error:
+        tiny_processor(audio=np.random.randn(16000, 16).astype(np.float32), sampling_rate=16000)
+    message = str(error.value)
+    assert "(16000, 16)" in message and "never as a batch" in message and "list of 1-D arrays" in message
+    assert len(message) < 400  # names the shape, not 16000 sample indices
+    with pytest.raises(ValueError, match="never as a batch"):
+        tiny_processor.check_audio(np.stack([wav, wav]), 16000)
+
+
+def test_pad_audio_is_the_call_path(tiny_processor):
+    clips = tiny_processor.check_audio([synthetic_audio(0.5), synthetic_audio(0.3, seed=2)], 16000)
+    padded = tiny_processor.pad_audio(clips)
+    called = tiny_processor(audio=clips, sampling_rate=16000)
+    assert set(padded) == {"input_values", "attention_mask"}
+    for key in padded:
+        torch.testing.assert_close(padded[key], called[key])
+    assert padded["attention_mask"].sum(-1).tolist() == [8000, 4800]
+
+
+def test_max_source_seconds_has_a_setter_and_survives_saving(tiny_processor, tmp_path):
+    processor = DTWAlignProcessor(tiny_processor.feature_extractor, tiny_processor.tokenizer)
+    processor.max_source_seconds = 0.4
+    with pytest.raises(ValueError, match="max_source_seconds=0.4"):
+        processor(audio=synthetic_audio(0.5), sampling_rate=16000)
+    processor.save_pretrained(tmp_path)
+    assert DTWAlignProcessor.from_pretrained(tmp_path).max_source_seconds == 0.4
+    with pytest.raises(ValueError, match="must be > 0"):
+        processor.max_source_seconds = 0
