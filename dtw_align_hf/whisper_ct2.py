@@ -66,6 +66,7 @@ class Ct2Checkpoint:
     binary_version: int
     variables: dict[str, np.ndarray]
     aliases: dict[str, str] = field(default_factory=dict)
+    num_stored: int = 0  # variables stored in the file (the rest of ``variables`` are aliases)
 
     def dtypes(self) -> list[str]:
         return sorted({str(v.dtype) for v in self.variables.values() if v.ndim > 0})
@@ -122,6 +123,7 @@ def read_ct2_model_bin(path: str | os.PathLike) -> Ct2Checkpoint:
         else:
             arr = np.frombuffer(raw, dtype)
         variables[name] = arr.reshape(shape).copy()
+    num_stored = len(variables)
     aliases = {}
     for _ in range(num("I")):
         alias = text()
@@ -135,7 +137,7 @@ def read_ct2_model_bin(path: str | os.PathLike) -> Ct2Checkpoint:
     for alias, target in aliases.items():  # an alias of a quantised tensor shares its scale (e.g. tied proj_out)
         if target + "_scale" in variables and alias + "_scale" not in variables:
             variables[alias + "_scale"] = variables[target + "_scale"]
-    return Ct2Checkpoint(spec_name, revision, version, variables, aliases)
+    return Ct2Checkpoint(spec_name, revision, version, variables, aliases, num_stored)
 
 
 def dequantize(variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -438,7 +440,7 @@ def convert_ct2_whisper(
         checkpoint.revision,
         checkpoint.binary_version,
         "/".join(checkpoint.dtypes()),
-        len(checkpoint.variables) - len(checkpoint.aliases),
+        checkpoint.num_stored,
         len(checkpoint.aliases),
         out_dir,
         len(tensors),
@@ -461,8 +463,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"], help="saved weight dtype")
     parser.add_argument("--force", action="store_true", help="replace out_dir if it exists")
     args = parser.parse_args(argv)
-    logging.set_verbosity_info()
-    logging.enable_default_handler()
+    import logging as std_logging
+
+    std_logging.basicConfig(level=std_logging.INFO, format="%(message)s")  # this module's log is the CLI's output
     try:
         return convert_ct2_whisper(args.ct2_dir, args.out_dir, dtype=args.dtype, force=args.force)
     except (OSError, ValueError) as err:
