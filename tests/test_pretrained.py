@@ -177,3 +177,11 @@ def test_real_whisper_base_matches_ctranslate2(tmp_path):
     with torch.no_grad():
         generated = model.generate(torch.from_numpy(features), language="de", task="transcribe", num_beams=1)[0]
     assert [t for t in generated.tolist() if t not in prompt and t != model.config.eos_token_id] == expected
+
+
+def test_cli_prints_the_folder(fake_wheels, tmp_path, capsys):
+    from dtw_align_hf.pretrained import main
+
+    path = main(["--name", "fake", "--cache-dir", str(tmp_path / "cache")])
+    assert capsys.readouterr().out == f"{path}\n"
+    assert (path / "model.safetensors").is_file()
