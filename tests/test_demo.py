@@ -3,8 +3,6 @@
 import json
 import os
 
-import pytest
-
 
 def _run(argv):
     import run_demo
@@ -50,15 +48,14 @@ def test_window_is_the_longest_utterance(tmp_path):
     rows = [{"duration": 2.01}, {"duration": 6.61}]
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     (tmp_path / "test.jsonl").write_text(json.dumps({"duration": 3.0}) + "\n")
-    assert run_demo._window_seconds(tmp_path) == pytest.approx(6.7)
+    assert run_demo._window_seconds(tmp_path) == 7
 
 
 def test_without_the_demo_extra_falls_back_to_the_random_encoder(monkeypatch):
     import run_demo
 
     monkeypatch.setattr("dtw_align_hf.pretrained.offline_whisper", lambda *a, **k: None)
-    monkeypatch.setattr(run_demo, "_parser_fields", lambda parser: {"speech_window_seconds"})
-    path, note = run_demo._pretrained_encoder()
+    path, note = run_demo._pretrained_encoder(7)
     assert path is None and 'pip install "dtw-align-hf[demo]"' in note
 
 

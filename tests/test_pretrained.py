@@ -185,3 +185,34 @@ def test_cli_prints_the_folder(fake_wheels, tmp_path, capsys):
     path = main(["--name", "fake", "--cache-dir", str(tmp_path / "cache")])
     assert capsys.readouterr().out == f"{path}\n"
     assert (path / "model.safetensors").is_file()
+
+
+def test_window_encoder_is_built_once_and_loads_in_the_model(fake_wheels, tmp_path, monkeypatch):
+    from transformers import WhisperFeatureExtractor
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder, sinusoids
+
+    path = offline_whisper("fake", cache_dir=tmp_path / "cache", window_seconds=1)
+    assert path.name.endswith("-window1s") and (path / "dtw_align_hf_source.json").is_file()
+    encoder = WhisperEncoder.from_pretrained(path)
+    assert encoder.config.max_source_positions == 50
+    torch.testing.assert_close(encoder.embed_positions.weight, sinusoids(50, encoder.config.d_model))
+    full = offline_whisper("fake", cache_dir=tmp_path / "cache")
+    from transformers import WhisperForConditionalGeneration
+
+    reference = WhisperForConditionalGeneration.from_pretrained(full).model.encoder
+    for name, value in reference.state_dict().items():
+        if name != "embed_positions.weight":
+            assert torch.equal(encoder.state_dict()[name], value), name
+    feature_extractor = WhisperFeatureExtractor.from_pretrained(path)  # reloads with whole sample counts
+    features = feature_extractor(np.zeros(4000, dtype=np.float32), sampling_rate=16000, return_tensors="np")
+    assert features.input_features.shape[-1] == 100
+    with torch.no_grad():
+        assert encoder(torch.from_numpy(features.input_features)).last_hidden_state.shape[1] == 50
+
+    def fail(*args, **kwargs):
+        raise AssertionError("built twice")
+
+    monkeypatch.setattr("dtw_align_hf.modeling_speech_encoders.load_speech_encoder", fail)
+    assert offline_whisper("fake", cache_dir=tmp_path / "cache", window_seconds=1) == path
+    with pytest.raises(ValueError, match="whole number of seconds"):
+        offline_whisper("fake", cache_dir=tmp_path / "cache", window_seconds=6.7)
