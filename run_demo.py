@@ -129,6 +129,26 @@ def _pretrained_encoder(window: int) -> tuple[str | None, str]:
     return str(path), f"pretrained Whisper base (multilingual, demo extra), {window} s window encoder in {path}"
 
 
+def _whisper_processor(whisper_path: str, mt_dir: Path, out_dir: Path) -> str:
+    """The stage-1 processor with the Whisper encoder's own feature extractor (its window, 80 mel bins), saved.
+
+    The run script reads its processor from `--processor_name_or_path`; the stage-1 folder's processor carries a
+    waveform feature extractor, so the Whisper model gets this one (same tokenizer, target language and settings).
+    """
+    from dtw_align_hf import DTWAlignProcessor
+
+    text = DTWAlignProcessor.from_pretrained(mt_dir)
+    processor = DTWAlignProcessor.from_pretrained_parts(
+        whisper_path,
+        str(mt_dir),
+        tgt_lang=text.tgt_lang,
+        max_source_seconds=text.max_source_seconds,
+        transcript_eos=text.transcript_eos,
+    )
+    processor.save_pretrained(out_dir)
+    return str(out_dir)
+
+
 def _plot_training_curves(state_files: dict[str, Path], out_png: Path) -> Path | None:
     """Loss components over training steps of each stage-2 model, from the Trainer's `trainer_state.json`."""
     files = {name: path for name, path in state_files.items() if path.is_file()}
@@ -402,6 +422,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides = {**common, "output_dir": str(st_dirs[name]), "mt_model_name_or_path": str(mt_dir)}
         if name == "whisper":
             overrides["speech_encoder_name_or_path"] = whisper_path
+            overrides["processor_name_or_path"] = _whisper_processor(whisper_path, mt_dir, out / "processor_whisper")
         if args.max_steps_st is not None:
             overrides["max_steps"] = args.max_steps_st
         st_results[name] = _run_stage("run_finetune_st", REPO / recipe, overrides)
