@@ -268,6 +268,11 @@ def _translate_one(st_dir: Path, data_kwargs: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _steps(results: dict) -> str:
+    steps = (results.get("train") or {}).get("steps")
+    return "n/a" if steps is None else str(steps)
+
+
 def _fmt(value, scale=1.0, digits=1):
     return "n/a" if value is None else f"{scale * value:.{digits}f}"
 
@@ -288,22 +293,23 @@ def _results_markdown(
         "Offline German -> English demo corpus (Ding sentence pairs, espeak-ng speech with exact word timings); a",
         "tiny translation model trained from scratch on a CPU (stage 1), then stage 2 twice from it: on the",
         "pretrained multilingual Whisper base encoder (frozen; the adapter and the translation model train) and on a",
-        "small randomly initialised HuBERT (everything trains). Same corpus, test utterances, steps and seed.",
+        "small randomly initialised HuBERT (everything trains). Same corpus, test utterances and seed; the",
+        "optimizer steps of each model are in the table (the frozen Whisper forward pass makes its steps dearer).",
         "",
         f"- speech encoder: {notes['encoder']}",
         f"- settings: {', '.join(f'{k} {v}' for k, v in settings.items())}",
         "",
         "## Translation (test split, sacrebleu)",
         "",
-        "| stage | model | input | BLEU | chrF |",
-        "| --- | --- | --- | ---: | ---: |",
+        "| stage | model | input | steps | BLEU | chrF |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     mt_test = mt.get("test") or {}
-    lines.append(f"| 1: MT pretraining | M2M100 (tiny) | transcript text | {_fmt(mt_test.get('bleu'))} | "
+    lines.append(f"| 1: MT pretraining | M2M100 (tiny) | transcript text | {_steps(mt)} | {_fmt(mt_test.get('bleu'))} | "
                  f"{_fmt(mt_test.get('chrf'))} |")  # fmt: skip
     for name in names:
         test = st[name].get("test") or {}
-        lines.append(f"| 2: ST fine-tuning | {ENCODERS[name][1]} | speech | {_fmt(test.get('bleu'))} | "
+        lines.append(f"| 2: ST fine-tuning | {ENCODERS[name][1]} | speech | {_steps(st[name])} | {_fmt(test.get('bleu'))} | "
                      f"{_fmt(test.get('chrf'))} |")  # fmt: skip
     signature = next(((st[n].get("test") or {}).get("bleu_signature") for n in names), None)
     if signature:
