@@ -2,7 +2,7 @@
 """The offline demo: DTW-Align end to end on the bundled German -> English corpus, on a CPU, in minutes.
 
     make demo                       # = bash scripts/bootstrap.sh && .venv/bin/python run_demo.py
-    python run_demo.py --quick      # a smoke run: a tiny corpus and a few steps (about a minute)
+    python run_demo.py --quick      # a smoke run: a tiny corpus and a few steps (a minute or two)
     python run_demo.py --fresh      # start over instead of resuming what an earlier run left
     python run_demo.py --encoders random    # only the randomly initialised HuBERT (no pretrained weights needed)
     python run_demo.py --threads 1  # on shared cores (the demo sets the thread count itself, default 2)
