@@ -113,20 +113,7 @@ class DataCollatorSpeechTranslation:
 
     def pad_audio(self, clips: list[np.ndarray]) -> dict[str, torch.Tensor]:
         """Feature extraction + padding of checked clips: the processor's `pad_audio`, the one place audio is padded."""
-        pad = getattr(self.processor, "pad_audio", None)
-        if pad is not None:
-            return dict(pad(clips))
-        # DTWAlignProcessor.pad_audio is being added on branch `model`; until then the same feature-extractor call
-        # as DTWAlignProcessor.__call__ (delete this fallback once it exists).
-        out = self.processor.feature_extractor(
-            clips,
-            sampling_rate=self.processor.sampling_rate,
-            padding=True,
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
-        key = "input_values" if "input_values" in out else "input_features"
-        return {key: out[key].float(), "attention_mask": out["attention_mask"].long()}
+        return dict(self.processor.pad_audio(clips))
 
     def __call__(self, features: list[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
