@@ -25,16 +25,21 @@ from typing import Any
 
 from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
 
-from dtw_align_hf.cli import (
-    DataArguments,
+from dtw_align_hf.cli import DataArguments, SetupError, load_splits
+from dtw_align_hf.run_utils import (
+    card_info_base,
+    check_paths,
     finish_run,
-    load_splits,
-    parse_args_and_config,
-    print_run_summary,
-    resolve_resume,
+    prepare_output_dir,
+    run_main,
+    run_settings,
     setup_logging,
+    train_and_save,
 )
 from dtw_align_hf.trainer import DTWAlignTrainer, DTWAlignTrainingArguments, make_compute_metrics
+
+
+SPM_MODEL_TYPES = ("unigram", "bpe")
 
 
 @dataclass
@@ -48,7 +53,7 @@ class ModelArguments:
         default=None, metadata={"help": "Reuse a tokenizer folder (or a stage-1 output) instead of training one."}
     )
     vocab_size: int = field(default=10000, metadata={"help": "Joint sentencepiece vocabulary (10k, CMOT)."})
-    spm_model_type: str = field(default="unigram", metadata={"help": "unigram (CMOT) | bpe"})
+    spm_model_type: str = field(default="unigram", metadata={"help": " | ".join(SPM_MODEL_TYPES) + " (CMOT: unigram)"})
     spm_hard_vocab_limit: bool = field(
         default=True, metadata={"help": "False lets tiny corpora end below vocab_size instead of failing."}
     )
@@ -65,6 +70,13 @@ class ModelArguments:
     layerdrop: float = field(default=0.0, metadata={"help": "Encoder/decoder LayerDrop (0: DDP-safe)."})
     max_source_length: int = field(default=256, metadata={"help": "Transcripts are cut to this many tokens."})
     max_target_length: int = field(default=256, metadata={"help": "Translations are cut to this many tokens."})
+
+    def __post_init__(self):
+        if self.spm_model_type not in SPM_MODEL_TYPES:
+            raise SetupError(f"--spm_model_type {self.spm_model_type!r} is not one of {', '.join(SPM_MODEL_TYPES)}.")
+        for name in ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "attention_heads", "ffn_dim"):
+            if getattr(self, name) < 1:
+                raise SetupError(f"--{name} {getattr(self, name)} must be >= 1.")
 
 
 def make_parser() -> HfArgumentParser:
@@ -102,11 +114,11 @@ def build_tokenizer_and_processor(
             lang_codes=langs,
             hard_vocab_limit=model_args.spm_hard_vocab_limit,
         )
+    # no audio length limit is decided here: stage 2 sets the processor's from its model config (max_source_seconds)
     processor = DTWAlignProcessor(
         feature_extractor=make_feature_extractor(),
         tokenizer=tokenizer,
         tgt_lang=data_args.tgt_lang if model_args.add_lang_tokens else None,
-        max_source_seconds=data_args.max_duration,
     )
     return processor
 
@@ -191,13 +203,19 @@ def main(
     model_args: ModelArguments, data_args: DataArguments, training_args: DTWAlignTrainingArguments
 ) -> dict[str, Any]:
     """Run stage 1 and return the test-set results (also written to `output_dir/results.json`)."""
-    # 1. logging per rank
+    # 1. logging per rank; set-up checks before any work
     setup_logging(training_args)
     started = time.time()
+    check_paths(
+        mt_model_name_or_path=model_args.mt_model_name_or_path,
+        tokenizer_name_or_path=model_args.tokenizer_name_or_path,
+        files={"train_file": data_args.train_file, "eval_file": data_args.eval_file, "test_file": data_args.test_file},
+    )
 
-    # 2. seed + last checkpoint
+    # 2. seed + output folder (guard, run settings, resume)
     set_seed(training_args.seed)
-    resume_from = resolve_resume(training_args)
+    settings = run_settings("run_pretrain_mt", model=model_args, data=data_args)
+    resume_from = prepare_output_dir(training_args, settings)
 
     # 3. data: text columns only, no audio is decoded
     splits, counters = load_splits(data_args, decode_audio=False, training_args=training_args)
@@ -222,12 +240,7 @@ def main(
         processing_class=processor.tokenizer,
         compute_metrics=make_compute_metrics(processor.tokenizer),
         card_info={
-            "stage": "pretrain_mt",
-            "dataset": data_args.dataset,
-            "dataset_config": data_args.dataset_config,
-            "languages": [data_args.src_lang, data_args.tgt_lang],
-            "recipe": data_args.recipe,
-            "test_split": data_args.test_split,
+            **card_info_base(data_args, training_args, "pretrain_mt"),
             "architecture": {
                 "d_model": model.config.d_model,
                 "layers": f"{model.config.encoder_layers}+{model.config.decoder_layers}",
@@ -238,20 +251,14 @@ def main(
         },
     )
 
-    # 6. train (resume)
-    if training_args.do_train and "train" in splits:
-        train_result = trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model()
-        if training_args.should_save:
-            processor.save_pretrained(output_dir)
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
+    trainer.run_settings = settings
+
+    # 6. train (resume), save model + processor + state
+    train_and_save(trainer, processor, training_args, resume_from, splits.get("train"))
 
     # 7. test-set evaluation -> results JSON;  8. card / push
     return finish_run(trainer, splits, data_args, training_args, processor.tokenizer, counters, started, "pretrain_mt")
 
 
 if __name__ == "__main__":
-    results = main(*parse_args_and_config(make_parser()))
-    print(print_run_summary(results, "run_pretrain_mt"))
+    run_main(main, make_parser())

@@ -92,6 +92,18 @@ class DTWAlignTrainingArguments(Seq2SeqTrainingArguments):
         default=None,
         metadata={"help": "Beam-search length penalty in evaluation and test prediction (CMOT decodes with 1.2)."},
     )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "License of the trained weights for the model card (a Hub license id: apache-2.0, mit, "
+            "cc-by-nc-4.0, ...). Unset: the card says that no license was chosen. Check the terms of your data and "
+            "pretrained models (MuST-C: CC BY-NC-ND 4.0; CoVoST 2: CC BY-NC 4.0)."
+        },
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "The dataset's name in the model card (default: --dataset, e.g. 'manifest')."},
+    )
     do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
     do_predict: bool = field(default=True, metadata={"help": "Score the test split at the end (default True)."})
     predict_with_generate: bool = field(default=True, metadata={"help": "Generate during evaluation (BLEU/chrF)."})
