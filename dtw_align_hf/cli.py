@@ -21,13 +21,18 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
+
+# Moved to dtw_align_hf.data (arguments.py, loading.py, filtering.py); thin re-exports until the run scripts import
+# them from there.
+from .data.arguments import DATASETS, DataArguments
+from .data.filtering import BadSampleFilter, SafeAudioDecoder
+from .data.loading import is_streamed, load_splits
 
 
 logger = logging.get_logger(__name__)
@@ -260,264 +265,9 @@ def parse_args_and_config(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Run-script plumbing shared by run_pretrain_mt.py and run_finetune_st.py: data arguments and loading, resume,
+# Run-script plumbing shared by run_pretrain_mt.py and run_finetune_st.py: resume,
 # logging, and the end of a run (test-set evaluation, results.json, card, push).
 # ---------------------------------------------------------------------------------------------------------------------
-
-DATASETS = ("demo", "covost2", "must_c", "manifest")
-
-
-@dataclass
-class DataArguments:
-    """Which corpus, which splits, how much of it."""
-
-    dataset: str = field(default="demo", metadata={"help": f"One of {', '.join(DATASETS)}."})
-    dataset_config: str | None = field(
-        default=None, metadata={"help": "Language pair: CoVoST 2 'fr_en', 'en_de'; MuST-C 'en-de', 'en-fr'."}
-    )
-    data_dir: str | None = field(
-        default=None,
-        metadata={"help": "Local corpus root (MuST-C release, CoVoST 2 / Common Voice download, parquet mirror)."},
-    )
-    src_lang: str | None = field(default=None, metadata={"help": "Source language code (e.g. en, fr)."})
-    tgt_lang: str | None = field(default=None, metadata={"help": "Target language code (e.g. de, en)."})
-    train_split: str | None = field(default="train", metadata={"help": "Training split name."})
-    eval_split: str | None = field(default="dev", metadata={"help": "Validation split (None: no evaluation)."})
-    test_split: str | None = field(default="test", metadata={"help": "Test split for the final evaluation."})
-    train_file: str | None = field(default=None, metadata={"help": "manifest: training TSV/CSV/JSONL."})
-    eval_file: str | None = field(default=None, metadata={"help": "manifest: validation manifest."})
-    test_file: str | None = field(default=None, metadata={"help": "manifest: test manifest."})
-    reference_timings: str | None = field(
-        default=None,
-        metadata={
-            "help": "JSONL word timings of the test split (docs/CONTRACTS.md) for alignment accuracy; the demo "
-            "corpus provides its own."
-        },
-    )
-    train_hours: float | None = field(
-        default=None, metadata={"help": "Keep only this many hours of training audio (the paper's 10 h setting)."}
-    )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
-    max_duration: float | None = field(default=30.0, metadata={"help": "Skip longer utterances (seconds)."})
-    min_duration: float | None = field(default=0.1, metadata={"help": "Skip shorter utterances (seconds)."})
-    demo_train_size: int = field(default=1500, metadata={"help": "demo: training utterances to synthesise."})
-    demo_eval_size: int = field(default=100, metadata={"help": "demo: dev utterances."})
-    demo_test_size: int = field(default=100, metadata={"help": "demo: test utterances."})
-    demo_seed: int = field(default=0, metadata={"help": "demo: corpus seed (voices, rates, split)."})
-    subset_seed: int = field(default=0, metadata={"help": "Seed of the train_hours subset."})
-    streaming: bool = field(
-        default=True, metadata={"help": "covost2: stream from the parquet mirror (IterableDataset)."}
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where corpora and downloads are cached."})
-    recipe: str | None = field(default=None, metadata={"help": "Filled from --config (recorded in the card)."})
-
-    def __post_init__(self):
-        for name in ("eval_split", "test_split", "train_split"):  # "--eval_split none" on the command line
-            if str(getattr(self, name)).lower() in ("none", "null", ""):
-                setattr(self, name, None)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset={self.dataset!r} is not supported; choose one of {', '.join(DATASETS)}.")
-        if self.dataset == "manifest" and not self.train_file and not self.test_file:
-            raise ValueError("dataset='manifest' needs --train_file and/or --test_file (TSV, CSV or JSONL).")
-        if self.dataset_config and (self.src_lang is None or self.tgt_lang is None):
-            parts = self.dataset_config.replace("_", "-").split("-")
-            if len(parts) == 2:
-                self.src_lang = self.src_lang or parts[0]
-                self.tgt_lang = self.tgt_lang or parts[1]
-
-
-def _audio_options(data_args: DataArguments):
-    from .data.audio import AudioOptions
-
-    return AudioOptions(max_duration=data_args.max_duration, min_duration=data_args.min_duration)
-
-
-def _load_split(data_args: DataArguments, split: str, role: str, counter):
-    """One split in the CONTRACTS example schema. Map-style loaders keep `audio` as a path (decoded later by
-    `SafeAudioDecoder`); CoVoST 2 streams decoded examples (`datasets.IterableDataset`) unless `streaming=False`."""
-    name = data_args.dataset
-    options = _audio_options(data_args)
-    if name == "demo":
-        from .data.demo import load_demo_corpus
-
-        sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
-        return load_demo_corpus(
-            split,
-            cache_dir=data_args.cache_dir,
-            seed=data_args.demo_seed,
-            split_sizes=sizes,
-            options=options,
-            decode=False,
-        )
-    if name == "manifest":
-        from .data.manifest import load_manifest
-
-        path = {"train": data_args.train_file, "eval": data_args.eval_file, "test": data_args.test_file}[role]
-        if path is None:
-            return None
-        return load_manifest(
-            path,
-            src_lang=data_args.src_lang,
-            tgt_lang=data_args.tgt_lang,
-            options=options,
-            decode=False,
-            counter=counter,
-        )
-    if name == "must_c":
-        from .data.must_c import load_must_c
-
-        if not data_args.data_dir:
-            raise ValueError("dataset='must_c' needs --data_dir (the MuST-C release root, holding en-de/data/...).")
-        return load_must_c(
-            data_args.data_dir,
-            split,
-            data_args.src_lang or "en",
-            data_args.tgt_lang or "de",
-            options=options,
-            decode=False,
-            counter=counter,
-        )
-    if name == "covost2":
-        from .data.covost2 import load_covost2
-
-        config = data_args.dataset_config or f"{data_args.src_lang}_{data_args.tgt_lang}"
-        data_files = None
-        if data_args.data_dir:  # a local copy of the parquet mirror: <data_dir>/<config>/<split>-*.parquet
-            data_files = str(Path(data_args.data_dir) / config / f"{split}-*.parquet")
-        kwargs = {"cache_dir": data_args.cache_dir} if data_args.cache_dir else {}
-        return load_covost2(
-            config,
-            split,
-            data_files=data_files,
-            streaming=data_args.streaming,
-            options=options,
-            counter=counter,
-            **kwargs,
-        )
-    raise ValueError(f"dataset={name!r} is not supported; choose one of {', '.join(DATASETS)}.")
-
-
-def is_streamed(dataset) -> bool:
-    import datasets
-
-    return isinstance(dataset, datasets.IterableDataset)
-
-
-def load_splits(
-    data_args: DataArguments, decode_audio: bool = True, training_args=None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Load train/eval/test; return `({"train"|"eval"|"test": dataset}, {role: BadRecordCounter})`.
-
-    With `decode_audio`, map-style audio is decoded on access by `SafeAudioDecoder`: an utterance that fails to
-    decode becomes `audio=None`, is counted, and `BadSampleFilter` drops it from its batch, so one bad file never
-    ends a long run (streamed loaders skip and count bad records themselves). Without it (stage 1), only the text
-    columns are kept. `train_hours` takes a seeded subset of that many hours (`data.subset.subset_by_hours`).
-    Streamed training data is split between processes and the Trainer is told not to dispatch batches (hf.md 3.8).
-    """
-    from .data.subset import subset_by_hours
-    from .data.validation import BadRecordCounter
-
-    if data_args.dataset == "demo":
-        data_args.src_lang = data_args.src_lang or "de"
-        data_args.tgt_lang = data_args.tgt_lang or "en"
-    names = {"train": data_args.train_split, "eval": data_args.eval_split, "test": data_args.test_split}
-    limits = {
-        "train": data_args.max_train_samples,
-        "eval": data_args.max_eval_samples,
-        "test": data_args.max_test_samples,
-    }
-    splits, counters = {}, {}
-    for role, split in names.items():
-        if split is None:
-            continue
-        counters[role] = BadRecordCounter(f"{data_args.dataset}/{split}")
-        ds = _load_split(data_args, split, role, counters[role])
-        if ds is None:
-            del counters[role]
-            continue
-        streamed = is_streamed(ds)
-        if role == "train" and data_args.train_hours is not None:
-            ds = subset_by_hours(ds, data_args.train_hours, seed=data_args.subset_seed, language_key=None)
-        if limits[role] is not None:
-            ds = ds.take(limits[role]) if streamed else ds.select(range(min(limits[role], len(ds))))
-        if not decode_audio:
-            columns = [c for c in ("id", "transcript", "translation") if c in (ds.column_names or [])]
-            ds = ds.select_columns(columns) if columns else ds
-        elif not streamed and data_args.dataset != "covost2":  # covost2 decodes (and skips bad audio) itself
-            ds = ds.with_transform(SafeAudioDecoder(_audio_options(data_args), counters[role]))
-        splits[role] = ds
-    if training_args is not None and "train" in splits and is_streamed(splits["train"]):
-        if training_args.world_size > 1:
-            from datasets.distributed import split_dataset_by_node
-
-            splits["train"] = split_dataset_by_node(
-                splits["train"], rank=training_args.process_index, world_size=training_args.world_size
-            )
-        training_args.accelerator_config.dispatch_batches = False
-    return splits, counters
-
-
-class SafeAudioDecoder:
-    """`Dataset.with_transform` that decodes `audio` paths, turning a decode failure into `audio=None` (counted)."""
-
-    def __init__(self, options, counter):
-        self.options, self.counter = options, counter
-
-    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        if "audio" not in batch:
-            return batch
-        from .data.audio import decode_audio
-
-        out, arrays = dict(batch), []
-        for rid, src in zip(batch.get("id") or [None] * len(batch["audio"]), batch["audio"], strict=True):
-            try:
-                arrays.append(decode_audio(src, self.options))
-            except Exception as err:  # noqa: BLE001 - any unreadable file is a bad sample, never a crash
-                self.counter.skip(rid, getattr(err, "kind", "unreadable_audio"), str(err))
-                arrays.append(None)
-        out["audio"] = arrays
-        out["sampling_rate"] = [self.options.sampling_rate] * len(arrays)
-        return out
-
-
-class BadSampleFilter:
-    """Wrap a collator: drop examples without audio or that the processor rejects (empty, NaN, too long), count them.
-
-    The whole batch is tried first; only when it fails are examples tried one by one, so the common case costs
-    nothing. A batch with no usable example raises (it cannot be skipped without desynchronising processes).
-    """
-
-    def __init__(self, collator, counters: dict[str, Any] | None = None, role: str = "train"):
-        self.collator, self.counters, self.role = collator, counters or {}, role
-        self.skipped = 0
-
-    def _skip(self, feature: dict, kind: str, detail: str) -> None:
-        self.skipped += 1
-        counter = self.counters.get(self.role)
-        if counter is not None:
-            counter.skip(feature.get("id"), kind, detail)
-
-    def __call__(self, features: list[dict]) -> dict:
-        good = []
-        for feature in features:
-            if "audio" in feature and feature["audio"] is None:
-                continue  # already counted by SafeAudioDecoder
-            good.append(feature)
-        try:
-            return self.collator(good)
-        except (ValueError, TypeError) as batch_err:
-            kept = []
-            for feature in good:
-                try:
-                    self.collator([feature])
-                    kept.append(feature)
-                except (ValueError, TypeError) as err:
-                    self._skip(feature, "rejected_by_processor", str(err))
-            if not kept:
-                raise ValueError(f"No usable example in this batch: {batch_err}") from batch_err
-            return self.collator(kept)
 
 
 def resolve_resume(training_args) -> str | bool | None:

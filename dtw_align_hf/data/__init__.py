@@ -14,6 +14,8 @@ from typing import Any
 
 
 _EXPORTS: dict[str, str] = {
+    "DATASETS": "arguments",
+    "DataArguments": "arguments",
     "AudioDecodeError": "audio",
     "AudioOptions": "audio",
     "decode_audio": "audio",
@@ -23,6 +25,11 @@ _EXPORTS: dict[str, str] = {
     "length_grouped_sampler": "collator",
     "sort_by_length_buffered": "collator",
     "load_covost2": "covost2",
+    "BadSampleFilter": "filtering",
+    "SafeAudioDecoder": "filtering",
+    "DATASET_LOADERS": "loading",
+    "is_streamed": "loading",
+    "load_splits": "loading",
     "build_corpus_from_tsv": "demo",
     "build_demo_corpus": "demo",
     "demo_corpus_dir": "demo",
@@ -56,11 +63,16 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DATASETS",
+    "DATASET_LOADERS",
     "AudioDecodeError",
     "AudioOptions",
     "BadRecordCounter",
+    "BadSampleFilter",
+    "DataArguments",
     "DataCollatorSpeechTranslation",
     "MissingColumnError",
+    "SafeAudioDecoder",
     "bucket_by_length",
     "build_corpus_from_tsv",
     "build_demo_corpus",
@@ -68,12 +80,14 @@ __all__ = [
     "ctm_to_timings",
     "decode_audio",
     "demo_corpus_dir",
+    "is_streamed",
     "length_grouped_sampler",
     "load_covost2",
     "load_demo_corpus",
     "load_demo_timings",
     "load_manifest",
     "load_must_c",
+    "load_splits",
     "match_timings_to_transcript",
     "read_timings",
     "resample_audio",
