@@ -33,7 +33,8 @@ from transformers import HfArgumentParser, set_seed
 from transformers.utils import logging
 
 from dtw_align_hf import configuration_dtw_align as cfg
-from dtw_align_hf.cli import BadSampleFilter, DataArguments, SetupError, check_nested_config, load_splits
+from dtw_align_hf.cli import SetupError, check_nested_config
+from dtw_align_hf.data import BadSampleFilter, DataArguments, load_splits
 from dtw_align_hf.run_utils import (
     card_info_base,
     check_paths,
@@ -385,7 +386,7 @@ def main(
     resume_from = prepare_output_dir(training_args, settings)
 
     # 3. data (bad samples are skipped and counted by the loaders and the collator filter)
-    splits, counters = load_splits(data_args, decode_audio=True, training_args=training_args)
+    splits, counters = load_splits(data_args, training_args=training_args)
 
     # 4. processor + model; the processor's length limit is the model's (one source)
     processor_path = (

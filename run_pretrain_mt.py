@@ -25,7 +25,8 @@ from typing import Any
 
 from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
 
-from dtw_align_hf.cli import DataArguments, SetupError, load_splits
+from dtw_align_hf.cli import SetupError
+from dtw_align_hf.data import DataArguments, load_splits
 from dtw_align_hf.run_utils import (
     card_info_base,
     check_paths,
@@ -209,7 +210,12 @@ def main(
     check_paths(
         mt_model_name_or_path=model_args.mt_model_name_or_path,
         tokenizer_name_or_path=model_args.tokenizer_name_or_path,
-        files={"train_file": data_args.train_file, "eval_file": data_args.eval_file, "test_file": data_args.test_file},
+        files={
+            "train_file": data_args.train_file,
+            "eval_file": data_args.eval_file,
+            "test_file": data_args.test_file,
+            "text_train_files": data_args.text_train_files,
+        },
     )
 
     # 2. seed + output folder (guard, run settings, resume)
@@ -218,7 +224,7 @@ def main(
     resume_from = prepare_output_dir(training_args, settings)
 
     # 3. data: text columns only, no audio is decoded
-    splits, counters = load_splits(data_args, decode_audio=False, training_args=training_args)
+    splits, counters = load_splits(data_args, text_only=True, training_args=training_args)
 
     # 4. tokenizer/processor + model (the main process trains the sentencepiece model; the others then load it)
     output_dir = training_args.output_dir

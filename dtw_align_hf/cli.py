@@ -19,7 +19,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,6 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
-
-# Moved to dtw_align_hf.data (arguments.py, loading.py, filtering.py); thin re-exports until the run scripts import
-# them from there.
-from .data.arguments import DATASETS, DataArguments
-from .data.filtering import BadSampleFilter, SafeAudioDecoder
-from .data.loading import is_streamed, load_splits
 
 
 logger = logging.get_logger(__name__)
@@ -264,202 +257,42 @@ def parse_args_and_config(
     return tuple(parsed)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Run-script plumbing shared by run_pretrain_mt.py and run_finetune_st.py: resume,
-# logging, and the end of a run (test-set evaluation, results.json, card, push).
-# ---------------------------------------------------------------------------------------------------------------------
+# Names that lived here before cli.py became parsing only. Old imports keep working for one release, with a warning
+# that names the new home (run_demo.py and tools/eval_alignment.py still use them).
+_MOVED = {
+    "DATASETS": "dtw_align_hf.data",
+    "DataArguments": "dtw_align_hf.data",
+    "BadSampleFilter": "dtw_align_hf.data",
+    "SafeAudioDecoder": "dtw_align_hf.data",
+    "is_streamed": "dtw_align_hf.data",
+    "load_splits": "dtw_align_hf.data",
+    "setup_logging": "dtw_align_hf.run_utils",
+    "evaluate_test_set": "dtw_align_hf.run_utils",
+    "finish_run": "dtw_align_hf.run_utils",
+    "print_run_summary": "dtw_align_hf.run_utils",
+}
 
 
-def resolve_resume(training_args) -> str | bool | None:
-    """`--resume auto` (default): the newest checkpoint of output_dir if any; `never`; or an explicit path."""
-    from transformers.trainer_utils import get_last_checkpoint
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-    resume = getattr(training_args, "resume", "auto")
-    if training_args.resume_from_checkpoint:
-        return training_args.resume_from_checkpoint
-    if resume == "never":
-        return None
-    if resume not in (None, "auto"):
-        return resume
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last = get_last_checkpoint(training_args.output_dir)
-        if last is not None:
-            logger.warning(f"Resuming from {last} (pass --resume never to start over).")
-            return last
-    return None
-
-
-def setup_logging(training_args) -> None:
-    """Python, datasets and transformers logging at the Trainer's per-rank level (warnings only off rank 0)."""
-    import datasets
-    import transformers
-
-    logging_module = __import__("logging")
-    logging_module.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging_module.StreamHandler(sys.stdout)],
-    )
-    level = training_args.get_process_log_level()
-    logger.setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    logger.info(
-        f"Process rank {training_args.process_index}, device {training_args.device}, world size "
-        f"{training_args.world_size}, distributed {training_args.parallel_mode.value}"
-    )
-
-
-def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:
-    """Generate on the test set and score it with sacrebleu against the raw reference translations.
-
-    Returns `{"bleu", "chrf", "bleu_signature", "chrf_signature", "num_samples", "hypotheses", "references"}`.
-    """
-    import numpy as np
-
-    from .metrics import translation_metrics
-
-    output = trainer.predict(test_dataset, metric_key_prefix="test")
-    preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
-    refs = [] if is_streamed(test_dataset) else [str(r).strip() for r in test_dataset["translation"]]
-    if len(refs) != len(hyps):
-        # A stream has no random access, or some test utterances were dropped as bad samples: score against the
-        # references that travelled with the batches (detokenised labels: the sentencepiece round trip of the
-        # reference, as fairseq's scorer does).
-        if refs:
-            logger.warning(f"{len(refs) - len(hyps)} test utterances were skipped; scoring the remaining {len(hyps)}.")
-        labels = np.where(output.label_ids != -100, output.label_ids, pad)
-        refs = [r.strip() for r in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-    scores = translation_metrics(hyps, refs)
-    return {**scores, "num_samples": len(hyps), "hypotheses": hyps, "references": refs}
-
-
-def finish_run(
-    trainer,
-    splits: dict[str, Any],
-    data_args: DataArguments,
-    training_args,
-    tokenizer,
-    counters: dict[str, Any],
-    started: float,
-    stage: str,
-    extra_evaluation=None,
-) -> dict[str, Any]:
-    """Steps 7-8 of both run scripts: test-set evaluation, results.json, hypotheses, card, Hub push.
-
-    Args:
-        extra_evaluation (`Callable[[trainer], dict]`, *optional*): more test-time numbers (stage 2: alignment
-            accuracy); its dict is stored under `"alignment"`.
-
-    Returns:
-        The results dict (also in `output_dir/results.json`), with `"paths"` naming every file written.
-    """
-    out_dir = Path(training_args.output_dir)
-    results: dict[str, Any] = {
-        "stage": stage,
-        "dataset": data_args.dataset,
-        "dataset_config": data_args.dataset_config,
-    }
-    paths: dict[str, str] = {"checkpoint": str(out_dir)}
-    log_history = trainer.state.log_history
-    train_losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    if trainer.state.global_step:
-        results["train"] = {"steps": trainer.state.global_step}
-        if train_losses:
-            results["train"].update({"first_loss": train_losses[0], "final_loss": train_losses[-1]})
-    if "test" in splits and getattr(training_args, "do_predict", True):
-        scores = evaluate_test_set(trainer, splits["test"], tokenizer)
-        hyps, refs = scores.pop("hypotheses"), scores.pop("references")
-        results["test"] = scores
-        if trainer.is_world_process_zero():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "test_hypotheses.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
-            (out_dir / "test_references.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
-            paths["hypotheses"] = str(out_dir / "test_hypotheses.txt")
-            paths["references"] = str(out_dir / "test_references.txt")
-    if extra_evaluation is not None:
-        alignment = extra_evaluation(trainer)
-        if alignment:
-            results["alignment"] = alignment
-            for key in ("plot_dir", "plots"):
-                if alignment.get(key):
-                    paths["plots"] = (
-                        alignment[key] if isinstance(alignment[key], str) else str(Path(alignment[key][0]).parent)
-                    )
-    results["skipped"] = {role: counter.skipped for role, counter in counters.items()}
-    results["wall_time_seconds"] = round(time.time() - started, 1)
-    results["world_size"] = training_args.world_size
-    results["paths"] = paths
-
-    card_results = dict(results.get("test") or {})
-    if "alignment" in results:
-        card_results["alignment_accuracy"] = results["alignment"].get("token_accuracy")
-        card_results["alignment_reference"] = results["alignment"].get("reference")
-    trainer.card_info.update(
-        {
-            "results": card_results,
-            "skipped": sum(c.skipped for c in counters.values()),
-            "num_train_samples": len(splits["train"])
-            if "train" in splits and not is_streamed(splits["train"])
-            else None,
-            "wall_time": f"{results['wall_time_seconds'] / 60:.1f} min",
-        }
-    )
-    if trainer.is_world_process_zero():
-        trainer.create_model_card()
-        paths["card"] = str(out_dir / "README.md")
-        paths["results"] = str(out_dir / "results.json")
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"DTW-Align {stage}: end of training")
-    return results
-
-
-def print_run_summary(results: dict[str, Any], prefix: str) -> str:
-    """The closing lines of a run: the scores and where every output went (returned; the scripts print it)."""
-    lines = []
-    test = results.get("test")
-    if test:
-        lines.append(f"[{prefix}] test BLEU {test.get('bleu', float('nan')):.2f} ({test.get('bleu_signature')})")
-        lines.append(f"[{prefix}] test chrF {test.get('chrf', float('nan')):.2f} ({test.get('chrf_signature')})")
-    alignment = results.get("alignment")
-    if alignment and alignment.get("token_accuracy") is not None:
-        lines.append(
-            f"[{prefix}] alignment accuracy {100 * alignment['token_accuracy']:.1f}% ({alignment.get('reference')})"
+        warnings.warn(
+            f"dtw_align_hf.cli.{name} moved to {_MOVED[name]}.{name}; import it from there.",
+            FutureWarning,
+            stacklevel=2,
         )
-    names = {
-        "checkpoint": "checkpoint",
-        "results": "metrics JSON",
-        "hypotheses": "hypotheses",
-        "plots": "plots",
-        "card": "model card",
-    }
-    for key, name in names.items():
-        if key in results.get("paths", {}):
-            lines.append(f"[{prefix}] {name}: {results['paths'][key]}")
-    return "\n".join(lines)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "DATASETS",
-    "BadSampleFilter",
-    "DataArguments",
-    "SafeAudioDecoder",
     "SetupError",
     "check_config_keys",
     "check_config_types",
     "check_nested_config",
-    "evaluate_test_set",
-    "finish_run",
     "load_config_file",
-    "load_splits",
     "parse_args_and_config",
-    "print_run_summary",
-    "resolve_resume",
-    "setup_logging",
     "use_cpu_if_distributed_without_gpu",
 ]

@@ -30,6 +30,7 @@ from typing import Any
 from transformers.utils import logging
 
 from .cli import SetupError
+from .data.loading import is_streamed
 from .trainer import RUN_SETTINGS_NAME, TMP_PREFIX, checkpoint_step, find_checkpoints, is_complete_checkpoint
 
 
@@ -90,7 +91,9 @@ def _looks_local(value: str) -> bool:
     return "/" in value and os.path.isdir(value.split("/")[0])
 
 
-def check_paths(hint: dict[str, str] | None = None, *, files: dict[str, str | None] | None = None, **models) -> None:
+def check_paths(
+    hint: dict[str, str] | None = None, *, files: dict[str, str | list[str] | None] | None = None, **models
+) -> None:
     """Check model paths (`mt_model_name_or_path=...`) and data files (`files={"train_file": ...}`) up front.
 
     A model option may be a local folder or a Hub id (`org/name`); a value that is clearly a local path and does not
@@ -105,8 +108,9 @@ def check_paths(hint: dict[str, str] | None = None, *, files: dict[str, str | No
             fix = hint.get(option, "fix the path or give a Hub model id (org/name)")
             raise SetupError(f"--{option} {value!r}: no such folder, and it is not a Hub model id; {fix}.")
     for option, value in (files or {}).items():
-        if value is not None and not os.path.isfile(os.path.expanduser(str(value))):
-            raise SetupError(f"--{option} {value!r}: no such file; give the path of a TSV, CSV or JSONL manifest.")
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is not None and not os.path.isfile(os.path.expanduser(str(path))):
+                raise SetupError(f"--{option} {path!r}: no such file; give the path of a TSV, CSV or JSONL manifest.")
 
 
 def run_settings(script: str, **groups: Any) -> dict[str, Any]:
@@ -271,12 +275,6 @@ def train_and_save(trainer, processor, training_args, resume_from: str | None, t
 
 
 # ---- the end of a run: test set, results, card, push (steps 7-8) ----
-
-
-def is_streamed(dataset) -> bool:
-    import datasets
-
-    return isinstance(dataset, datasets.IterableDataset)
 
 
 def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def test_bad_samples_are_skipped_and_counted(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from dtw_align_hf.cli import BadSampleFilter, SafeAudioDecoder
+    from dtw_align_hf.data import BadSampleFilter, SafeAudioDecoder
     from dtw_align_hf.data.audio import AudioOptions
     from dtw_align_hf.data.validation import BadRecordCounter
 
