@@ -208,9 +208,10 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
     overrides = align_args.overrides()
     if model_args.model_name_or_path:
         model = DTWAlignForSpeechTranslation.from_pretrained(model_args.model_name_or_path)
-        refused = [name for name in ARCHITECTURE_FIELDS if name in overrides]
+        refused = [n for n in ARCHITECTURE_FIELDS if n in overrides and overrides[n] != getattr(model.config, n)]
         if refused:
             raise SetupError(_architecture_message(refused, model_args.model_name_or_path))
+        overrides = {k: v for k, v in overrides.items() if k not in ARCHITECTURE_FIELDS}  # equal values: no change
         # the one way to change settings on a built model: presets expand, choices are validated
         (model if hasattr(model, "update_dtw_align") else model.config).update_dtw_align(**overrides)
     else:
@@ -254,14 +255,20 @@ def _architecture_message(refused: list[str], path: str) -> str:
     )
 
 
+def _checkpoint_config(model_args: ModelArguments):
+    """The config of `--model_name_or_path` (no weights are read)."""
+    from dtw_align_hf import DTWAlignConfig
+
+    hub = {"revision": model_args.model_revision} if model_args.model_revision else {}
+    return DTWAlignConfig.from_pretrained(model_args.model_name_or_path, **hub)
+
+
 def model_max_source_seconds(model_args: ModelArguments, align_args: DTWAlignArguments) -> float | None:
     """The model's audio-length guard before the model is built: the argument, the checkpoint's, or the default."""
     if align_args.max_source_seconds is not None:
         return align_args.max_source_seconds
-    if model_args.model_name_or_path and (Path(model_args.model_name_or_path) / "config.json").is_file():
-        stored = json.loads((Path(model_args.model_name_or_path) / "config.json").read_text(encoding="utf-8"))
-        if "max_source_seconds" in stored:
-            return stored["max_source_seconds"]
+    if model_args.model_name_or_path:
+        return _checkpoint_config(model_args).max_source_seconds
     from dtw_align_hf import DTWAlignConfig
 
     return next(f.default for f in dataclasses.fields(DTWAlignConfig) if f.name == "max_source_seconds")
@@ -279,15 +286,22 @@ def check_setup(model_args: ModelArguments, data_args: DataArguments, align_args
             raise SetupError(
                 "Give --speech_encoder_name_or_path (e.g. facebook/hubert-base-ls960) or --speech_encoder_config."
             )
-    else:
-        refused = [name for name in ARCHITECTURE_FIELDS if getattr(align_args, name) is not None]
+        check_paths(
+            {"mt_model_name_or_path": "run stage 1 first (run_pretrain_mt.py writes it), or fix the path"},
+            mt_model_name_or_path=model_args.mt_model_name_or_path,
+            speech_encoder_name_or_path=model_args.speech_encoder_name_or_path,
+        )
+    else:  # the parts are not read: only the checkpoint is
+        check_paths(model_name_or_path=model_args.model_name_or_path)
+        stored = _checkpoint_config(model_args)
+        refused = [
+            name
+            for name in ARCHITECTURE_FIELDS
+            if getattr(align_args, name) is not None and getattr(align_args, name) != getattr(stored, name, None)
+        ]
         if refused:
             raise SetupError(_architecture_message(refused, model_args.model_name_or_path))
     check_paths(
-        {"mt_model_name_or_path": "run stage 1 first (run_pretrain_mt.py writes it), or fix the path"},
-        mt_model_name_or_path=model_args.mt_model_name_or_path,
-        speech_encoder_name_or_path=model_args.speech_encoder_name_or_path,
-        model_name_or_path=model_args.model_name_or_path,
         processor_name_or_path=model_args.processor_name_or_path,
         files={"train_file": data_args.train_file, "eval_file": data_args.eval_file, "test_file": data_args.test_file},
     )
