@@ -85,11 +85,33 @@ def _convert_batch(
         except AudioDecodeError as err:
             counter.skip(rid, err.kind, str(err))
             continue
-        counter.ok()
+        counter.ok(rid)
         record = {"id": rid, "transcript": row[columns["transcript"]], "translation": row[columns["translation"]]}
         ex = example_from_record(record, audio, options.sampling_rate, src_lang=src_lang, tgt_lang=tgt_lang)
         for k, v in ex.items():
             out[k].append(v)
+    return out
+
+
+def _convert_text_batch(
+    batch: Mapping[str, list], *, columns: Mapping[str, str], src_lang: str, tgt_lang: str, counter: BadRecordCounter
+) -> dict[str, list]:
+    """Batched ``map`` function of the text-only path: raw rows (text columns only) -> text examples."""
+    n = len(next(iter(batch.values()))) if batch else 0
+    out: dict[str, list] = {k: [] for k in ("id", "transcript", "translation", "src_lang", "tgt_lang")}
+    for i in range(n):
+        row = {k: v[i] for k, v in batch.items()}
+        rid = row.get(columns["id"]) or row.get("file") or f"{src_lang}_{tgt_lang}-{counter.seen:08d}"
+        bad = check_text_fields(row, {"transcript": columns["transcript"], "translation": columns["translation"]})
+        if bad is not None:
+            counter.skip(rid, *bad)
+            continue
+        counter.ok(rid)
+        out["id"].append(str(rid))
+        out["transcript"].append(str(row[columns["transcript"]]).strip())
+        out["translation"].append(str(row[columns["translation"]]).strip())
+        out["src_lang"].append(src_lang)
+        out["tgt_lang"].append(tgt_lang)
     return out
 
 
@@ -105,6 +127,7 @@ def load_covost2(
     counter: BadRecordCounter | None = None,
     batch_size: int = 16,
     revision: str | None = None,
+    text_only: bool = False,
     **load_kwargs: Any,
 ):
     """Load a CoVoST 2 direction in the example schema, streamed by default.
@@ -125,6 +148,9 @@ def load_covost2(
         counter ([`BadRecordCounter`], *optional*): collects skip counts (in the iterating process).
         batch_size (`int`): rows per ``map`` batch.
         revision (`str`, *optional*): Hub revision to pin.
+        text_only (`bool`, defaults to `False`): stage 1 and test references: read only the id and text columns
+            of the parquet files (the audio column is neither downloaded nor decoded); examples have ``id``,
+            ``transcript``, ``translation``, ``src_lang``, ``tgt_lang``.
         **load_kwargs: passed to ``datasets.load_dataset`` (``token``, ``cache_dir``, ...).
 
     Returns:
@@ -143,15 +169,14 @@ def load_covost2(
         files = data_files if isinstance(data_files, Mapping) else {split: data_files}
         if isinstance(files, Mapping) and split not in files:
             raise ValueError(f"data_files has no split {split!r}; splits: {list(files)}")
-        ds = datasets.load_dataset(
-            "parquet", data_files={split: files[split]}, split=split, streaming=streaming, **load_kwargs
-        )
+        args, kwargs = ("parquet",), {"data_files": {split: files[split]}, "split": split, **load_kwargs}
         name = f"CoVoST 2 parquet {files[split]}"
     else:
-        ds = datasets.load_dataset(
-            dataset_name, config, split=split, streaming=streaming, revision=revision, **load_kwargs
-        )
+        args, kwargs = (dataset_name, config), {"split": split, "revision": revision, **load_kwargs}
         name = f"CoVoST 2 {dataset_name}/{config}/{split}"
+    if text_only:
+        return _load_text_only(args, kwargs, streaming, columns, src_lang, tgt_lang, counter, name, batch_size)
+    ds = datasets.load_dataset(*args, streaming=streaming, **kwargs)
     column_names = list(ds.features) if ds.features is not None else None
     if column_names is None:  # a stream without features: peek at the first row
         column_names = list(next(iter(ds.take(1))).keys())
@@ -174,6 +199,26 @@ def load_covost2(
         return ds.map(_convert_batch, fn_kwargs=kwargs, **map_kwargs)
     ds = ds.map(_convert_batch, fn_kwargs=kwargs, load_from_cache_file=False, **map_kwargs)
     return ds.with_format("numpy", columns=["audio"], output_all_columns=True)  # audio as float32 arrays
+
+
+def _load_text_only(args, kwargs, streaming, columns, src_lang, tgt_lang, counter, name, batch_size):
+    """The text-only path: the schema from a lazy stream, then a load of the id and text columns alone."""
+    import datasets
+
+    probe = datasets.load_dataset(*args, streaming=True, **kwargs)  # lazy: reads no rows
+    column_names = list(probe.features) if probe.features is not None else None
+    if column_names is None:  # a stream without features: the first row's keys
+        column_names = list(next(iter(probe.take(1))).keys())
+    required = {k: v for k, v in columns.items() if k in ("transcript", "translation")}
+    check_columns(column_names, required, dataset_name=name, hint="Map them with column_mapping={field: column}.")
+    wanted = list(dict.fromkeys((columns["id"], "file", columns["transcript"], columns["translation"])))
+    wanted = [c for c in wanted if c in column_names]
+    ds = datasets.load_dataset(*args, streaming=streaming, columns=wanted, **kwargs)
+    fn_kwargs = {"columns": columns, "src_lang": src_lang, "tgt_lang": tgt_lang, "counter": counter}
+    map_kwargs: dict[str, Any] = {"batched": True, "batch_size": batch_size, "remove_columns": wanted}
+    if not streaming:
+        map_kwargs["load_from_cache_file"] = False
+    return ds.map(_convert_text_batch, fn_kwargs=fn_kwargs, **map_kwargs)
 
 
 def covost2_parquet_schema():

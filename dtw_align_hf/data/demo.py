@@ -245,6 +245,45 @@ def _plan(
     return {name: out[name] for name in split_sizes}
 
 
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:  # e.g. Windows without that pid
+        return False
+    return True
+
+
+def remove_stale_build_folders(out_dir: str | os.PathLike) -> list[Path]:
+    """Delete the ``<out_dir>.tmp-<pid>`` folders that killed builds of ``out_dir`` left behind.
+
+    Only folders named exactly ``<out_dir name>.tmp-<pid>`` whose process no longer runs on this machine are
+    removed (a build in progress keeps its folder); nothing else beside ``out_dir`` is touched. Returns the
+    removed folders.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        return []
+    pattern = re.compile(re.escape(out_dir.name) + r"\.tmp-(\d+)")
+    removed = []
+    for path in out_dir.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        logger.warning(f"Removing {path}, left by an interrupted corpus build (process {pid} is gone).")
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def build_corpus_from_pairs(
     pairs: Sequence[tuple[str, str]],
     out_dir: str | os.PathLike,
@@ -287,6 +326,7 @@ def build_corpus_from_pairs(
     plan = _plan(list(pairs), split_sizes, seed)
     rng = np.random.default_rng([seed, 1])
     version = espeak_version()
+    remove_stale_build_folders(out_dir)
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -568,6 +608,22 @@ def load_demo_corpus(
     return load_manifest(manifest, options=options, decode=decode, validate="none")
 
 
+def demo_text_records(
+    split: str = "train", *, seed: int = 0, split_sizes: dict[str, int] | None = None, max_words: int = 14
+) -> list[dict[str, str]]:
+    """The text of one demo split, without building (synthesising) the corpus: the same ids, transcripts and
+    translations as :func:`load_demo_corpus` (the split plan is the corpus builder's), for stage 1."""
+    split_sizes = dict(split_sizes or DEFAULT_SPLIT_SIZES)
+    if split not in split_sizes:
+        raise ValueError(f"Demo corpus has no split {split!r}; splits: {sorted(split_sizes)}")
+    pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
+    plan = _plan(pairs, split_sizes, seed)
+    return [
+        {"id": f"demo-{split}-{k:05d}", "transcript": src, "translation": tgt, "src_lang": "de", "tgt_lang": "en"}
+        for k, (src, tgt) in enumerate(plan[split], start=1)
+    ]
+
+
 def load_demo_timings(
     split: str = "train",
     *,
@@ -651,11 +707,13 @@ __all__ = [
     "default_cache_root",
     "demo_corpus_dir",
     "demo_pairs",
+    "demo_text_records",
     "extract_ding_pairs",
     "load_demo_corpus",
     "load_demo_timings",
     "main",
     "read_parallel_tsv",
+    "remove_stale_build_folders",
     "write_ding_resource",
 ]
 

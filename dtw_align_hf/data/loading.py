@@ -33,9 +33,16 @@ def audio_options(data_args: DataArguments):
 
 
 def _load_demo(data_args: DataArguments, split: str, role: str, counter, text_only: bool):
-    from .demo import load_demo_corpus
+    from .demo import demo_corpus_dir, demo_text_records, load_demo_corpus
+    from .manifest import build_dataset, load_manifest
 
     sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
+    if text_only:  # the built corpus's manifest, or the builder's split plan: nothing is synthesised or decoded
+        path = demo_corpus_dir(data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes)
+        if (path / "build_info.json").exists():
+            return load_manifest(path / f"{split}.jsonl", text_only=True, counter=counter)
+        records = demo_text_records(split, seed=data_args.demo_seed, split_sizes=sizes)
+        return build_dataset(records, text_only=True, decode=False, counter=counter)
     return load_demo_corpus(
         split,
         cache_dir=data_args.cache_dir,
@@ -59,6 +66,7 @@ def _load_manifest(data_args: DataArguments, split: str, role: str, counter, tex
         options=audio_options(data_args),
         decode=False,
         counter=counter,
+        text_only=text_only,
         **data_args.column_names(),
     )
 
@@ -76,6 +84,7 @@ def _load_must_c(data_args: DataArguments, split: str, role: str, counter, text_
         options=audio_options(data_args),
         decode=False,
         counter=counter,
+        text_only=text_only,
     )
 
 
@@ -94,6 +103,7 @@ def _load_covost2(data_args: DataArguments, split: str, role: str, counter, text
         streaming=data_args.streaming,
         options=audio_options(data_args),
         counter=counter,
+        text_only=text_only,
         **kwargs,
     )
 
@@ -125,10 +135,15 @@ def load_splits(
 
     Args:
         data_args ([`DataArguments`]): the corpus and its splits.
-        text_only (`bool`, defaults to `False`): stage 1: keep only the text columns (`id`, `transcript`,
-            `translation`); audio is never decoded.
-        training_args (`TrainingArguments`, *optional*): for a streamed training split, the Trainer is told not
-            to dispatch batches.
+        text_only (`bool`, defaults to `False`): stage 1: the text columns only (`id`, `transcript`,
+            `translation`), and no audio is decoded: CoVoST 2 reads only the text columns of its parquet files, the
+            manifest, MuST-C and demo loaders never open an audio file. The one exception is `--train_hours`,
+            which needs every training utterance's duration: map-style corpora then read the audio headers, and a
+            CoVoST 2 stream decodes its audio (a warning says so), so that stage 1 trains on exactly the subset
+            stage 2 uses. `text_train_files` are added to the training split.
+        training_args (`TrainingArguments`, *optional*): the run's arguments: the skip counters spool to
+            `<output_dir>/_bad_records` (so DataLoader workers' counts reach the main process), and for a streamed
+            training split the Trainer is told not to dispatch batches.
         decode_audio (`bool`, *optional*): the old spelling of `not text_only` (accepted until the run scripts
             switch).
 
@@ -136,8 +151,13 @@ def load_splits(
     becomes `audio=None`, is counted, and `BadSampleFilter` drops it from its batch, so one bad file never ends a
     long run (streamed loaders skip and count bad records themselves). `train_hours` takes a seeded subset of that
     many hours (`data.subset.subset_by_hours`).
+
+    Streamed training data under DDP is sharded once, by accelerate when the Trainer prepares its DataLoader (whole
+    parquet files per process when the stream has at least one file per process, else each process keeps its
+    slice of every global batch); it is not split here as well, which would leave each process a 1/W^2 share.
     """
     from .subset import subset_by_hours
+    from .text import combine_text_datasets, load_text_pairs
     from .validation import BadRecordCounter
 
     if decode_audio is not None:
@@ -151,13 +171,20 @@ def load_splits(
         "eval": data_args.max_eval_samples,
         "test": data_args.max_test_samples,
     }
+    spool = Path(training_args.output_dir) / "_bad_records" if training_args is not None else None
     loader = DATASET_LOADERS[data_args.dataset]
     splits, counters = {}, {}
     for role, split in names.items():
         if split is None:
             continue
-        counters[role] = BadRecordCounter(f"{data_args.dataset}/{split}")
-        ds = loader(data_args, split, role, counters[role], text_only)
+        counters[role] = BadRecordCounter(f"{data_args.dataset}/{split}", spool_dir=spool)
+        needs_durations = text_only and role == "train" and data_args.train_hours is not None
+        if needs_durations and data_args.dataset == "covost2":
+            logger.warning(
+                "--train_hours on a CoVoST 2 stream needs each clip's duration, so stage 1 decodes the training audio "
+                "to take the same subset as stage 2; set train_hours to null to read the text alone."
+            )
+        ds = loader(data_args, split, role, counters[role], text_only and not needs_durations)
         if ds is None:
             del counters[role]
             continue
@@ -172,13 +199,21 @@ def load_splits(
         elif not streamed and data_args.dataset != "covost2":  # covost2 decodes (and skips bad audio) itself
             ds = ds.with_transform(SafeAudioDecoder(audio_options(data_args), counters[role]))
         splits[role] = ds
+    if data_args.text_train_files and text_only:
+        counter = counters.setdefault("train", BadRecordCounter(f"{data_args.dataset}/train", spool_dir=spool))
+        extra = load_text_pairs(
+            data_args.text_train_files,
+            src_lang=data_args.src_lang,
+            tgt_lang=data_args.tgt_lang,
+            transcript_column=data_args.transcript_column,
+            translation_column=data_args.translation_column,
+            id_column=data_args.id_column,
+            counter=counter,
+        )
+        splits["train"] = combine_text_datasets([splits.get("train"), extra], TEXT_COLUMNS)
+    elif data_args.text_train_files:
+        logger.warning("--text_train_files is text-only data for stage 1 (run_pretrain_mt.py); stage 2 ignores it.")
     if training_args is not None and "train" in splits and is_streamed(splits["train"]):
-        if training_args.world_size > 1:
-            from datasets.distributed import split_dataset_by_node
-
-            splits["train"] = split_dataset_by_node(
-                splits["train"], rank=training_args.process_index, world_size=training_args.world_size
-            )
         training_args.accelerator_config.dispatch_batches = False
     return splits, counters
 

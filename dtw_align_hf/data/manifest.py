@@ -28,6 +28,7 @@ resolved against ``audio_root`` (default: the manifest's directory). ``audio`` m
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -59,44 +60,113 @@ EXAMPLE_FIELDS: tuple[str, ...] = (
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("id", "utt_id", "utterance_id", "key", "uid"),
     "audio": ("audio", "audio_path", "audio_filepath", "path", "wav", "file", "filename"),
-    "transcript": ("transcript", "src_text", "sentence", "transcription", "source", "text"),
-    "translation": ("translation", "tgt_text", "target", "translation_text"),
+    "transcript": ("transcript", "src_text", "sentence", "transcription", "source", "src", "text"),
+    "translation": ("translation", "tgt_text", "target", "tgt", "translation_text"),
     "src_lang": ("src_lang", "source_lang", "src_language"),
     "tgt_lang": ("tgt_lang", "target_lang", "tgt_language"),
     "duration": ("duration", "seconds"),
 }
 
 
-def read_table(path: str | os.PathLike, format: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+#: Row key holding the row's ``file:line`` (for messages); not a column.
+LINE_KEY = "__line__"
+
+#: Command-line flag and recipe key that name each schema field's column (the run scripts' `DataArguments`).
+COLUMN_FLAGS: dict[str, str] = {
+    "id": "id_column",
+    "audio": "audio_column",
+    "transcript": "transcript_column",
+    "translation": "translation_column",
+}
+
+
+def _decoded_lines(path: Path, counter: BadRecordCounter | None) -> list[tuple[int, str]]:
+    """``(line number, text)`` of every line that is valid UTF-8 (a leading BOM is dropped); bad lines are
+    skipped, counted as ``bad_line`` and reported as ``file:line``."""
+    out = []
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):  # Excel's UTF-8 export starts with a BOM
+        raw = raw[3:]
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            out.append((number, line.decode("utf-8")))
+        except UnicodeDecodeError as err:
+            _bad_line(
+                counter, path, number, f"not UTF-8 ({err.reason} at byte {err.start}); re-save the file as UTF-8"
+            )
+    return out
+
+
+def _bad_line(counter: BadRecordCounter | None, path: Path, number: int, detail: str) -> None:
+    where = f"{path}:{number}"
+    if counter is None:
+        logger.warning(f"skipping line {where}: {detail}")
+    else:
+        counter.skip(where, "bad_line", detail)
+
+
+def read_table(
+    path: str | os.PathLike, format: str | None = None, *, counter: BadRecordCounter | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Read a TSV/CSV (header row) or JSONL/JSON manifest into ``(rows, column_names)``.
+
+    A UTF-8 byte-order mark (Excel exports) is ignored. A line that is not valid UTF-8, or a JSONL line that is not
+    a JSON object, is skipped and counted (kind ``bad_line``, named ``file:line`` in the warning); the rest of the
+    file is kept. Each row carries its ``file:line`` under :data:`LINE_KEY`.
 
     Args:
         path: the manifest file (``.gz`` is not supported; decompress first).
         format (`str`, *optional*): ``"tsv"``, ``"csv"`` or ``"jsonl"``; default from the suffix
             (``.tsv``/``.txt`` -> tsv, ``.csv`` -> csv, ``.jsonl``/``.json`` -> jsonl).
+        counter ([`BadRecordCounter`], *optional*): receives the bad lines.
     """
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in ("tsv", "txt", "csv", "jsonl", "json"):
+        raise ValueError(f"Unknown manifest format {fmt!r} for {path}; use .tsv, .csv or .jsonl (or pass format=...)")
+    if not path.is_file():
+        raise FileNotFoundError(f"Manifest {str(path)!r} does not exist.")
+    lines = _decoded_lines(path, counter)
+    rows: list[dict[str, Any]] = []
     if fmt in ("tsv", "txt", "csv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            if fmt == "csv":
-                reader = csv.DictReader(f)
-            else:  # fairseq writes TSVs with quoting=csv.QUOTE_NONE
-                reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            rows = [dict(r) for r in reader]
-            columns = list(reader.fieldnames or [])
+        numbers = [n for n, _ in lines]
+        text = io.StringIO("\n".join(t for _, t in lines), newline="")
+        if fmt == "csv":
+            reader = csv.DictReader(text)
+        else:  # fairseq writes TSVs with quoting=csv.QUOTE_NONE
+            reader = csv.DictReader(text, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for r in reader:
+            row = {k.strip() if isinstance(k, str) else k: v for k, v in r.items()}
+            row[LINE_KEY] = f"{path}:{numbers[min(reader.line_num, len(numbers)) - 1]}"
+            rows.append(row)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
         return rows, columns
-    if fmt in ("jsonl", "json"):
-        text = path.read_text(encoding="utf-8")
-        if fmt == "json" and text.lstrip().startswith("["):
-            rows = json.loads(text)
-        else:
-            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        columns: list[str] = []
-        for r in rows:
-            columns.extend(k for k in r if k not in columns)
-        return rows, columns
-    raise ValueError(f"Unknown manifest format {fmt!r} for {path}; use .tsv, .csv or .jsonl (or pass format=...)")
+    body = "\n".join(t for _, t in lines)
+    if fmt == "json" and body.lstrip().startswith("["):
+        try:
+            rows = [dict(r) for r in json.loads(body)]
+        except (json.JSONDecodeError, TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a JSON list of objects: {err}") from err
+        for i, r in enumerate(rows):
+            r[LINE_KEY] = f"{path}[{i}]"
+    else:
+        for number, line in lines:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                _bad_line(counter, path, number, f"not valid JSON ({err.msg} at column {err.colno})")
+                continue
+            if not isinstance(row, dict):
+                _bad_line(counter, path, number, f"a JSON {type(row).__name__}, not an object")
+                continue
+            row[LINE_KEY] = f"{path}:{number}"
+            rows.append(row)
+    columns: list[str] = []
+    for r in rows:
+        columns.extend(k for k in r if k not in columns and k != LINE_KEY)
+    return rows, columns
 
 
 def resolve_columns(
@@ -118,11 +188,19 @@ def resolve_columns(
         if name is None:
             name = next((a for a in aliases if a in have), None)
         out[field] = name
+    for field, name in explicit.items():
+        if name is not None and name not in have:
+            raise MissingColumnError(
+                f"{dataset_name} has no column {name!r} (given as --{COLUMN_FLAGS.get(field, field + '_column')} / "
+                f"recipe key `{COLUMN_FLAGS.get(field, field + '_column')}`). Existing columns: {sorted(have)}."
+            )
     for field in required:
         if out.get(field) is None:
             raise MissingColumnError(
                 f"{dataset_name} has no column for {field!r} (tried {list(COLUMN_ALIASES[field])}). "
-                f"Existing columns: {sorted(have)}. Pass {field}_column=... to name it."
+                f"Existing columns: {sorted(have)}. Name it with --{COLUMN_FLAGS[field]} <column> on the command "
+                f"line or `{COLUMN_FLAGS[field]}: <column>` in the recipe (load_manifest({COLUMN_FLAGS[field]}=...) "
+                "from Python)."
             )
     check_columns(have, {f: c for f, c in out.items() if c is not None and f in required}, dataset_name=dataset_name)
     return out
@@ -165,6 +243,7 @@ def build_dataset(
     validate: str = "header",
     counter: BadRecordCounter | None = None,
     audio_root: str | os.PathLike | None = None,
+    text_only: bool = False,
 ):
     """Validate normalised records and wrap them in a lazily decoding ``datasets.Dataset``.
 
@@ -178,6 +257,11 @@ def build_dataset(
         counter ([`BadRecordCounter`], *optional*): receives the skip counts (one is created otherwise); pass
             your own to read the numbers afterwards.
         audio_root (`str`, *optional*): base for relative audio paths.
+        text_only (`bool`, defaults to `False`): stage 1: check the text only, never open the audio (records need
+            no ``audio``); the result has the columns ``id, transcript, translation, src_lang, tgt_lang``.
+
+    A record whose id was already used is skipped (kind ``duplicate_id``, the warning names both places): ids key
+    the reference timings, hypotheses and skip counts, so two records with one id cannot both be used.
 
     Returns:
         `datasets.Dataset` with columns ``id, audio, transcript, translation, src_lang, tgt_lang, duration,
@@ -189,18 +273,34 @@ def build_dataset(
         raise ValueError(f"validate must be 'header', 'full' or 'none', got {validate!r}")
     options = options or AudioOptions()
     counter = counter if counter is not None else BadRecordCounter()
-    cols: dict[str, list] = {k: [] for k in ("id", "audio", "transcript", "translation", "src_lang", "tgt_lang")}
-    cols["duration"], cols["length"] = [], []
+    text_keys = ("id", "transcript", "translation", "src_lang", "tgt_lang")
+    cols: dict[str, list] = {k: [] for k in text_keys}
+    if not text_only:
+        cols["audio"], cols["duration"], cols["length"] = [], [], []
+    first_seen: dict[str, str] = {}  # id -> where it first appeared
     for rec in records:
         rid = rec.get("id")
+        where = rec.get(LINE_KEY) or f"record {len(first_seen) + 1}"
+        if rid is not None and str(rid) in first_seen:
+            # ids key the reference timings, the hypotheses and the skip counts: a second record with the same id
+            # would silently take the first one's place there, so it is skipped (and named) instead
+            counter.skip(
+                f"{rid} ({where})",
+                "duplicate_id",
+                f"id {rid!r} already used at {first_seen[str(rid)]}; ids must be unique",
+            )
+            continue
         bad = check_text_fields(rec, {"transcript": "transcript", "translation": "translation"})
-        if bad is None and not rec.get("audio"):
+        if bad is None and not text_only and not rec.get("audio"):
             bad = ("missing_column", "no audio path")
         if bad is not None:
             counter.skip(rid, *bad)
             continue
+        seconds = 0.0
         try:
-            if validate == "full":
+            if text_only:
+                pass  # stage 1: the audio is never opened
+            elif validate == "full":
                 wav = decode_audio(rec["audio"], options, audio_root=audio_root)
                 seconds = len(wav) / options.sampling_rate
             elif validate == "header":
@@ -216,25 +316,35 @@ def build_dataset(
         except AudioDecodeError as err:
             counter.skip(rid, err.kind, str(err))
             continue
-        counter.ok()
-        for k in ("id", "transcript", "translation", "src_lang", "tgt_lang"):
-            cols[k].append(str(rec.get(k) or ""))
-        audio = os.fspath(rec["audio"])
-        cols["audio"].append(audio)
-        cols["duration"].append(round(float(seconds), 4))
-        cols["length"].append(round(seconds * options.sampling_rate))
+        except (TypeError, ValueError) as err:  # a non-numeric duration column
+            counter.skip(rid, "missing_column", f"bad duration {rec.get('duration')!r}: {err}")
+            continue
+        counter.ok(rid)
+        if rid is not None:
+            first_seen[str(rid)] = where
+        for k in text_keys:
+            cols[k].append(
+                str(rec.get(k) or "").strip() if k in ("transcript", "translation") else str(rec.get(k) or "")
+            )
+        if not text_only:
+            cols["audio"].append(os.fspath(rec["audio"]))
+            cols["duration"].append(round(float(seconds), 4))
+            cols["length"].append(round(seconds * options.sampling_rate))
     counter.log_summary()
-    features = datasets.Features(
-        {
-            **{k: datasets.Value("string") for k in ("id", "audio", "transcript", "translation")},
-            "src_lang": datasets.Value("string"),
-            "tgt_lang": datasets.Value("string"),
-            "duration": datasets.Value("float64"),
-            "length": datasets.Value("int64"),
-        }
-    )
-    ds = datasets.Dataset.from_dict(cols, features=features)
-    if decode:
+    features = {k: datasets.Value("string") for k in text_keys}
+    if not text_only:
+        features.update(
+            {
+                "audio": datasets.Value("string"),
+                "duration": datasets.Value("float64"),
+                "length": datasets.Value("int64"),
+            }
+        )
+        order = ("id", "audio", "transcript", "translation", "src_lang", "tgt_lang", "duration", "length")
+        features = {k: features[k] for k in order}
+        cols = {k: cols[k] for k in order}
+    ds = datasets.Dataset.from_dict(cols, features=datasets.Features(features))
+    if decode and not text_only:
         ds = ds.with_transform(decode_transform(options, audio_root=audio_root))
     return ds
 
@@ -254,6 +364,7 @@ def load_manifest(
     decode: bool = True,
     validate: str = "header",
     counter: BadRecordCounter | None = None,
+    text_only: bool = False,
 ):
     """Load a local TSV/CSV/JSONL manifest into a map-style ``datasets.Dataset`` in the example schema.
 
@@ -269,6 +380,11 @@ def load_manifest(
         decode (`bool`, defaults to `True`): decode audio on access (else keep path strings).
         validate (`str`, defaults to `"header"`): see :func:`build_dataset`.
         counter ([`BadRecordCounter`], *optional*): pass one to read the skip counts afterwards.
+        text_only (`bool`, defaults to `False`): stage 1: only the text columns; the manifest needs no audio
+            column and no audio file is opened (see :func:`build_dataset`).
+
+    The file is read as UTF-8 (a byte-order mark is ignored); an undecodable or broken line is skipped, counted
+    (``bad_line``) and named as ``file:line``; a repeated id is skipped (``duplicate_id``).
 
     Returns:
         `datasets.Dataset`; ``ds[i]`` is an example dict (``audio`` decoded to float32 at 16 kHz).
@@ -277,18 +393,19 @@ def load_manifest(
         MissingColumnError: a needed column is absent from the manifest (lists the existing columns).
     """
     path = Path(path)
-    rows, columns = read_table(path, format)
+    counter = counter if counter is not None else BadRecordCounter(f"manifest {path.name}")
+    rows, columns = read_table(path, format, counter=counter)
     if not rows:
-        raise ValueError(f"Manifest {path} has no records")
+        raise ValueError(f"Manifest {path} has no records (after {counter.skipped} unreadable lines)")
     explicit = {
         "audio": audio_column,
         "transcript": transcript_column,
         "translation": translation_column,
         "id": id_column,
     }
-    cmap = resolve_columns(columns, explicit, dataset_name=f"Manifest {path}")
+    required = ("transcript", "translation") if text_only else ("audio", "transcript", "translation")
+    cmap = resolve_columns(columns, explicit, required, dataset_name=f"Manifest {path}")
     root = Path(audio_root) if audio_root is not None else path.parent
-    counter = counter if counter is not None else BadRecordCounter(f"manifest {path.name}")
 
     def records():
         for i, row in enumerate(rows):
@@ -298,6 +415,7 @@ def load_manifest(
                 "src_lang": row.get(cmap["src_lang"]) if cmap["src_lang"] else (src_lang or "unk"),
                 "tgt_lang": row.get(cmap["tgt_lang"]) if cmap["tgt_lang"] else (tgt_lang or "unk"),
                 "duration": row.get(cmap["duration"]) if cmap["duration"] else None,
+                LINE_KEY: row.get(LINE_KEY),
             }
             if rec["id"] in (None, ""):
                 rec["id"] = f"{path.stem}-{i:06d}"
@@ -308,7 +426,9 @@ def load_manifest(
                 rec["audio"] = os.path.join(root, str(rec["audio"]))
             yield rec
 
-    return build_dataset(records(), options=options, decode=decode, validate=validate, counter=counter)
+    return build_dataset(
+        records(), options=options, decode=decode, validate=validate, counter=counter, text_only=text_only
+    )
 
 
 def example_from_record(
@@ -330,7 +450,9 @@ def example_from_record(
 
 __all__ = [
     "COLUMN_ALIASES",
+    "COLUMN_FLAGS",
     "EXAMPLE_FIELDS",
+    "LINE_KEY",
     "build_dataset",
     "decode_transform",
     "example_from_record",

@@ -86,7 +86,9 @@ def read_must_c_yaml(path: str | os.PathLike) -> list[dict[str, Any]]:
     return list(data or [])
 
 
-def _yaml_records(split_dir: Path, split: str, src_lang: str, tgt_lang: str, counter: BadRecordCounter):
+def _yaml_records(
+    split_dir: Path, split: str, src_lang: str, tgt_lang: str, counter: BadRecordCounter, text_only: bool = False
+):
     txt = split_dir / "txt"
     segments = read_must_c_yaml(txt / f"{split}.yaml")
     src_file, tgt_file = txt / f"{split}.{src_lang}", txt / f"{split}.{tgt_lang}"
@@ -111,6 +113,9 @@ def _yaml_records(split_dir: Path, split: str, src_lang: str, tgt_lang: str, cou
         per_talk[talk] = k + 1
         rid = f"{talk}_{k}"
         wav_path = split_dir / "wav" / wav
+        if text_only:  # stage 1: the talk audio is never opened
+            yield {"id": rid, "transcript": s, "translation": t, "src_lang": src_lang, "tgt_lang": tgt_lang}
+            continue
         if wav not in rates:
             try:
                 rates[wav] = audio_info(wav_path)[1]
@@ -180,6 +185,7 @@ def load_must_c(
     decode: bool = True,
     validate: str = "header",
     counter: BadRecordCounter | None = None,
+    text_only: bool = False,
 ):
     """Load one MuST-C split from a local copy as a map-style ``datasets.Dataset`` in the example schema.
 
@@ -192,6 +198,7 @@ def load_must_c(
         audio_root (`str`, *optional*): base of relative audio paths in ``tsv`` (default: its directory).
         options ([`AudioOptions`], *optional*): rate, down-mixing and duration limits (default <= 30 s).
         decode, validate, counter: as in :func:`~dtw_align_hf.data.manifest.build_dataset`.
+        text_only (`bool`, defaults to `False`): stage 1: transcripts and translations only; no audio is opened.
 
     Returns:
         `datasets.Dataset` (audio decoded on access, ``length`` column for bucketing).
@@ -205,8 +212,10 @@ def load_must_c(
         if root is None:
             raise ValueError("load_must_c needs root=<MuST-C directory> or tsv=<fairseq manifest>")
         split_dir = find_must_c_split_dir(root, split, src_lang, tgt_lang)
-        records = _yaml_records(split_dir, split, src_lang, tgt_lang, counter)
-    return build_dataset(records, options=options, decode=decode, validate=validate, counter=counter)
+        records = _yaml_records(split_dir, split, src_lang, tgt_lang, counter, text_only)
+    return build_dataset(
+        records, options=options, decode=decode, validate=validate, counter=counter, text_only=text_only
+    )
 
 
 __all__ = ["MUST_C_SPLITS", "find_must_c_split_dir", "load_must_c", "read_must_c_yaml"]
