@@ -433,14 +433,14 @@ def main(
     def alignment_evaluation(trainer) -> dict[str, Any] | None:
         from dtw_align_hf.evaluation import evaluate_alignment, plot_alignments, reference_timings_for
 
-        if "test" not in splits or not trainer.is_world_process_zero() or is_streamed(splits["test"]):
+        if "test" not in splits or not trainer.is_world_process_zero():
             return None
         if getattr(trainer, "is_fsdp_enabled", False):  # sharded parameters: run tools/eval_alignment.py afterwards
             return None
         model = _unwrap(trainer.accelerator.unwrap_model(trainer.model))
         plot_dir = Path(training_args.output_dir) / "alignment_plots"
         timings = reference_timings_for(data_args)
-        if not timings:  # no word timings (manifests, MuST-C, CoVoST 2): plots of a few test utterances
+        if not timings or is_streamed(splits["test"]):  # no word timings (manifests, MuST-C, CoVoST 2): plots only
             return plot_alignments(model, processor, splits["test"], plot_dir)
         return evaluate_alignment(model, processor, splits["test"], timings, plot_dir=plot_dir)
 

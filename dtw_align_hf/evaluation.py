@@ -9,6 +9,7 @@ compares the methods with it. Not imported by the model, so it may use anything 
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,9 @@ def plot_alignments(
     method = method or (cfg.alignment if cfg.alignment != "none" else "dtw")
     rate = frames_per_second(model)
     plots: list[str] = []
-    for i in range(len(dataset)):
+    for i, row in enumerate(itertools.islice(iter(dataset), 4 * num_plots)):  # map-style or streamed
         if len(plots) >= num_plots:
             break
-        row = dataset[i]
         if row.get("audio") is None or not str(row.get("transcript") or "").strip():
             continue
         try:

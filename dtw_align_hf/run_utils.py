@@ -277,20 +277,29 @@ def train_and_save(trainer, processor, training_args, resume_from: str | None, t
 # ---- the end of a run: test set, results, card, push (steps 7-8) ----
 
 
-def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:
+def evaluate_test_set(trainer, test_dataset, tokenizer, counter=None) -> dict[str, Any]:
     """Generate on the test set (with the run's generation settings) and score with sacrebleu.
+
+    The references are read from the text columns (`data.reference_translations`: no audio is decoded again), less
+    the records `counter` skipped; a stream with audio is scored against the labels that travelled with its batches.
 
     Returns `{"bleu", "chrf", "bleu_signature", "chrf_signature", "num_samples", "hypotheses", "references"}`.
     """
     import numpy as np
 
+    from .data.text import reference_translations
+    from .data.validation import gather_bad_record_counters
     from .metrics import translation_metrics
 
     output = trainer.predict(test_dataset, metric_key_prefix="test")
     preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
-    refs = [] if is_streamed(test_dataset) else [str(r).strip() for r in test_dataset["translation"]]
+    if counter is not None:
+        gather_bad_record_counters({"test": counter})  # every rank: skips made in workers and other processes
+    refs = []
+    if not is_streamed(test_dataset) or "audio" not in (test_dataset.column_names or ["audio"]):
+        refs = reference_translations(test_dataset, counter)
     if len(refs) != len(hyps):
         # A stream has no random access, or some test utterances were dropped as bad samples: score against the
         # references that travelled with the batches (detokenised labels, as fairseq's scorer does).
@@ -371,7 +380,7 @@ def finish_run(
         if train_losses:
             results["train"].update({"first_loss": train_losses[0], "final_loss": train_losses[-1]})
     if "test" in splits and getattr(training_args, "do_predict", True):
-        scores = evaluate_test_set(trainer, splits["test"], tokenizer)
+        scores = evaluate_test_set(trainer, splits["test"], tokenizer, counters.get("test"))
         hyps, refs = scores.pop("hypotheses"), scores.pop("references")
         results["test"] = scores
         if trainer.is_world_process_zero():
@@ -386,6 +395,9 @@ def finish_run(
             results["alignment"] = alignment
             if alignment.get("plot_dir"):
                 paths["plots"] = str(alignment["plot_dir"])
+    from .data.validation import gather_bad_record_counters
+
+    gather_bad_record_counters(counters)  # collective: unique records across DataLoader workers and processes
     skipped, skipped_kinds = _skip_summary(counters)
     results["skipped"] = skipped
     results["skipped_by_kind"] = skipped_kinds
