@@ -1,19 +1,31 @@
 """DTW-Align model configuration.
 
 Sources cited in the field docs:
-- *paper*: Issam et al., "DTW-Align", arXiv 2509.18987 (WMT 2025), as summarised in the project's METHOD notes.
+- *paper*: Issam et al., "DTW-Align", arXiv 2509.18987 (WMT 2025).
 - *CMOT*: the released code of Zhou et al., ACL 2023 (ictnlp/CMOT), the template DTW-Align follows.
 - *open*: the paper does not pin the value down; the reason for our choice is given.
 """
 
+import difflib
 from typing import ClassVar
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .alignment import ALIGNMENT_METHODS
+from .modeling_speech_encoders import set_whisper_window, whisper_window_seconds, window_frames
 
-ALIGNMENTS = ("dtw", "ot", "cmot", "nn", "uniform", "none")
-ALIGNMENT_BACKENDS = ("auto", "torch", "numba", "triton", "loop")
+
+try:
+    from .alignment import ALIGNMENT_BACKENDS, METHOD_ALIASES, SIMILARITY_NORMALIZATIONS
+except ImportError:  # TEMPORARY until the alignment redesign (which defines these names) is merged; then delete
+    ALIGNMENT_BACKENDS = ("auto", "torch", "numba", "triton", "loop")
+    METHOD_ALIASES = {"ot": "cmot"}
+    SIMILARITY_NORMALIZATIONS = ("none", "token_center", "token_zscore", "csls")
+
+#: Every accepted `alignment` value: the methods of `align`, their aliases, and "none" (no alignment, no mixup).
+ALIGNMENTS = (*ALIGNMENT_METHODS, *METHOD_ALIASES, "none")
+SPEECH_POSITIONS = ("sinusoidal", "none")
 MIXUPS = ("interpolation", "discrete", "none")
 MIXUP_LEVELS = ("token", "frame")
 MIX_POSITIONS = ("encoder_input", "encoder_output")
@@ -34,8 +46,9 @@ _DTW_ALIGN_DEFAULTS = {
     "mix_weight": 1.0,
     "kl_weight": 1.0,
     "label_smoothing": 0.1,
+    "speech_positions": "sinusoidal",
 }
-# CMOT's released training command (cmot.md sections 3-4): per-frame discrete replacement of encoder outputs with
+# CMOT's released training command (ictnlp/CMOT readme.md; criterion label_smoothed_cross_entropy_otmix.py): per-frame discrete replacement of encoder outputs with
 # p = 0.2, nearest-neighbour "OT" in a +-10 token window, L = CE_st + CE_mt + 2 * (symKL(st, mix) + symKL(mt, mix)),
 # the mixup CE logged but not added.
 PRESET_VALUES = {
@@ -49,8 +62,41 @@ PRESET_VALUES = {
         "discrete_mixup_prob": 0.2,
         "mix_weight": 0.0,
         "kl_weight": 2.0,
+        "speech_positions": "none",
     },
 }
+
+#: Fields `update_dtw_align` may change on a built or loaded model: training settings that no parameter shape
+#: depends on. Every other field (adapter_*, the sub-configs, `speech_window_seconds`, token ids) is architecture.
+DTW_ALIGN_SETTINGS = (
+    "preset",
+    "alignment",
+    "alignment_backend",
+    "alignment_window",
+    "alignment_strict",
+    "alignment_normalization",
+    "alignment_diagonal_prior",
+    "alignment_timing",
+    "mixup",
+    "mixup_level",
+    "mix_position",
+    "mixup_ratio",
+    "mixup_ratio_schedule",
+    "mixup_ratio_min",
+    "mixup_ratio_max",
+    "mixup_beta_alpha",
+    "discrete_mixup_prob",
+    "st_weight",
+    "mt_weight",
+    "mix_weight",
+    "kl_weight",
+    "kl_st_mix",
+    "kl_mt_mix",
+    "label_smoothing",
+    "speech_positions",
+    "mask_aligned_speech",
+    "max_source_seconds",
+)
 
 
 def _check_choice(name: str, value, allowed: tuple) -> None:
@@ -66,8 +112,16 @@ class DTWAlignConfig(PreTrainedConfig):
     Sub-configurations (dicts are turned into configs with `AutoConfig`, keyed by their `model_type`):
 
         speech_config (`PreTrainedConfig` or `dict`, *optional*, defaults to a `HubertConfig`):
-            Any Transformers audio encoder that maps 16 kHz samples to frames (HuBERT, wav2vec 2.0, mHuBERT-147, ...).
-            Paper: HuBERT base for English sources, mHuBERT-147 otherwise.
+            Any Transformers audio encoder: a waveform encoder taking 16 kHz samples as `input_values` (HuBERT,
+            wav2vec 2.0, WavLM, data2vec-audio, mHuBERT-147, ...) or a mel/filterbank encoder taking `input_features`
+            (the Whisper encoder, `model_type="whisper"`; the Speech2Text encoder, `"speech_to_text"`). Paper: HuBERT
+            base for English sources, mHuBERT-147 otherwise.
+        speech_window_seconds (`float`, *optional*): Whisper only. The fixed window its encoder attends over; every
+            utterance is padded to it and longer ones are rejected. `None` keeps the window the Whisper config was
+            built for (`2 * max_source_positions` mel frames: 30 s for OpenAI's checkpoints); any other value (a
+            multiple of 0.02 s) sets `speech_config.max_source_positions = window * 50`, and
+            `from_pretrained_parts` rebuilds the sinusoidal position table for it. The encoder's cost grows with the
+            window, not with the utterance: see the README's encoder table for measured CPU times.
         text_config (`PreTrainedConfig` or `dict`, *optional*, defaults to an `M2M100Config`):
             The translation encoder-decoder; must accept encoder `inputs_embeds`. M2M100 (pre-LN fairseq Transformer,
             sinusoidal positions, scaled embeddings) is the closest match to the paper's fairseq model.
@@ -88,7 +142,8 @@ class DTWAlignConfig(PreTrainedConfig):
 
         preset (`str`, *optional*): `"dtw_align"` (the defaults below) or `"cmot"` (CMOT's released recipe:
             `alignment="cmot"`, `mixup="discrete"`, `mixup_level="frame"`, `mix_position="encoder_output"`,
-            `discrete_mixup_prob=0.2`, `mix_weight=0.0`, `kl_weight=2.0`). Fields passed explicitly override it.
+            `discrete_mixup_prob=0.2`, `mix_weight=0.0`, `kl_weight=2.0`, `speech_positions="none"`). Fields passed
+            explicitly override it. On a built or loaded model change it with `update_dtw_align(preset=...)`.
         alignment (`str`, defaults to `"dtw"`): how speech frames are assigned transcript tokens, one of `"dtw"`
             (monotonic DTW, the paper), `"ot"`/`"cmot"` (CMOT's windowed nearest neighbour), `"nn"` (unconstrained
             nearest neighbour), `"uniform"` (length-proportional diagonal), `"none"` (no alignment and no mixup: plain
@@ -96,6 +151,13 @@ class DTWAlignConfig(PreTrainedConfig):
         alignment_backend (`str`, defaults to `"auto"`): `"auto"`, `"torch"`, `"numba"` or `"triton"`; see
             `dtw_align_hf.alignment.align`.
         alignment_window (`int`, defaults to 10): half-width in tokens of CMOT's search window. CMOT.
+        alignment_normalization (`str`, defaults to `"none"`): hub-token correction of the similarity before the
+            alignment (`"none"`, `"token_center"`, `"token_zscore"`, `"csls"`); see `align`. Open; off by default.
+        alignment_diagonal_prior (`float`, defaults to 0.0): weight of the length-proportional diagonal prior
+            subtracted from the similarity inside DTW; see `align`. Open; off by default.
+        alignment_timing (`bool`, defaults to `False`): time each alignment call (synchronising the device) and
+            return it as `align_seconds` (logged as `align/seconds`). Off: a training step makes no host-device
+            synchronisation for it.
         alignment_strict (`bool`, defaults to `False`): raise instead of skipping samples with fewer frames than
             tokens. Open; skipping keeps long runs alive, the skipped share is logged as `align/valid_frac`.
         mixup (`str`, defaults to `"interpolation"`): `"interpolation"` (lam * text + (1 - lam) * speech, the
@@ -126,12 +188,25 @@ class DTWAlignConfig(PreTrainedConfig):
         kl_st_mix (`bool`, defaults to `True`), kl_mt_mix (`bool`, defaults to `True`): which symmetric KL terms
             enter the loss: ST vs mixed and MT vs mixed output distributions. CMOT (`--kl-st --kl-mt`).
         label_smoothing (`float`, defaults to 0.1): fairseq-style label smoothing of every cross-entropy. CMOT.
+        speech_positions (`str`, defaults to `"sinusoidal"`): whether the translation encoder adds its position
+            embeddings to speech embeddings (and to mixed sequences) as it does to text: `"sinusoidal"` (yes, the
+            default: speech and text then enter the shared encoder the same way, and the token-level mixed sequence
+            of DTW-Align is ordered like a transcript) or `"none"` (speech gets no positions, as in CMOT's released
+            encoder, where only text gets sinusoidal positions; a mixed input sequence then carries the text share of
+            the positions, `lam * (text + positions) + (1 - lam) * speech`). Open in the paper; the `cmot` preset
+            sets `"none"`.
+        mask_aligned_speech (`bool`, defaults to `False`): apply the speech encoder's SpecAugment
+            (`speech_config.mask_time_prob` / `mask_feature_prob`, waveform encoders only) in training steps that
+            align. `False`: those steps run the speech encoder unmasked, as CMOT does (its HuBERT features are
+            extracted with `mask=False`), so the alignment sees every frame; plain ST steps (no transcript, or
+            `alignment="none"`) keep SpecAugment. One encoder run serves both the ST loss and the alignment.
 
     Input limits:
 
         sampling_rate (`int`, defaults to 16000): the only sampling rate the speech encoder accepts. Paper.
         max_source_seconds (`float`, *optional*, defaults to 30.0): longer audio is rejected before any compute.
             Open; fairseq speech-translation recipes filter at 3000 fbank frames = 30 s. `None` disables the check.
+            With Whisper the limit is the smaller of this and `speech_window_seconds` (`source_limit_seconds`).
 
     Example:
 
@@ -176,6 +251,9 @@ class DTWAlignConfig(PreTrainedConfig):
     alignment_backend: str = "auto"
     alignment_window: int = 10
     alignment_strict: bool = False
+    alignment_normalization: str = "none"
+    alignment_diagonal_prior: float = 0.0
+    alignment_timing: bool = False
     mixup: str | None = None
     mixup_level: str | None = None
     mix_position: str | None = None
@@ -192,7 +270,10 @@ class DTWAlignConfig(PreTrainedConfig):
     kl_st_mix: bool = True
     kl_mt_mix: bool = True
     label_smoothing: float | None = None
+    speech_positions: str | None = None
+    mask_aligned_speech: bool = False
 
+    speech_window_seconds: float | None = None
     sampling_rate: int = 16000
     max_source_seconds: float | None = 30.0
 
@@ -215,30 +296,74 @@ class DTWAlignConfig(PreTrainedConfig):
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(self.text_config, name, None))
+        if getattr(self.speech_config, "model_type", None) == "whisper":
+            if self.speech_window_seconds is None:
+                self.speech_window_seconds = whisper_window_seconds(self.speech_config)
+            else:
+                set_whisper_window(self.speech_config, float(self.speech_window_seconds))
+        elif self.speech_window_seconds is not None:
+            raise ValueError(
+                f"`speech_window_seconds={self.speech_window_seconds}` is for Whisper encoders (a fixed window); the "
+                f"{self.speech_config.model_type!r} encoder takes any length: leave it unset (`None`) and use "
+                "`max_source_seconds` for the length limit."
+            )
         self.validate_dtw_align()
 
     def update_dtw_align(self, **overrides) -> None:
-        """Change DTW-Align settings of an existing config (e.g. one loaded with a checkpoint), presets included.
+        """The one way to change DTW-Align settings of an existing config (a built or loaded model's), presets included.
 
-        `preset` is applied first (it resets every preset field), then the other overrides; the result is validated.
-        Setting attributes one by one would skip both the preset expansion and the validation.
+        `preset` is applied first (it sets every preset field: `preset="cmot"` gives `alignment="cmot"`,
+        `kl_weight=2.0`, `mix_weight=0.0`, ...), then the other overrides, which win; the result is validated.
+        Only training settings (`DTW_ALIGN_SETTINGS`) may change: an architecture field (`adapter_*`, the
+        sub-configs, `speech_window_seconds`, ...) would no longer match the built modules and the saved weights, so
+        it raises a `ValueError` that says to build a new model. Values equal to the current ones are accepted.
+
+        Raises:
+            `ValueError`: an unknown field (with a did-you-mean), an architecture field, or an invalid value (the
+            config is then left unchanged).
         """
-        preset = overrides.pop("preset", None)
-        if preset is not None:
-            _check_choice("preset", preset, PRESETS)
-            self.preset = preset
-            for name, value in PRESET_VALUES[preset].items():
-                setattr(self, name, value)
         for name, value in overrides.items():
-            if not hasattr(self, name):
-                raise ValueError(f"`{name}` is not a DTWAlignConfig field.")
-            setattr(self, name, value)
-        self.validate_dtw_align()
+            if name in DTW_ALIGN_SETTINGS:
+                continue
+            if hasattr(self, name) and not callable(getattr(type(self), name, None)):
+                if getattr(self, name) == value:
+                    continue
+                raise ValueError(
+                    f"`{name}` is an architecture field of the built model (it shapes its modules or weights), so it "
+                    "cannot change on a built or loaded model; build a new model instead (`DTWAlignConfig(...)` or "
+                    f"`DTWAlignForSpeechTranslation.from_pretrained_parts(..., {name}=...)`)."
+                )
+            close = difflib.get_close_matches(name, DTW_ALIGN_SETTINGS, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise ValueError(f"`{name}` is not a DTW-Align setting.{hint} Settings: {', '.join(DTW_ALIGN_SETTINGS)}.")
+        before = {name: getattr(self, name) for name in DTW_ALIGN_SETTINGS}
+        preset = overrides.pop("preset", None)
+        try:
+            if preset is not None:
+                _check_choice("preset", preset, PRESETS)
+                self.preset = preset
+                for name, value in PRESET_VALUES[preset].items():
+                    setattr(self, name, value)
+            for name, value in overrides.items():
+                setattr(self, name, value)
+            self.validate_dtw_align()
+        except ValueError:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise
 
     def validate_dtw_align(self) -> None:
         """Check every DTW-Align choice; raise a `ValueError` that lists the allowed values."""
         _check_choice("alignment", self.alignment, ALIGNMENTS)
         _check_choice("alignment_backend", self.alignment_backend, ALIGNMENT_BACKENDS)
+        _check_choice("alignment_normalization", self.alignment_normalization, SIMILARITY_NORMALIZATIONS)
+        _check_choice("speech_positions", self.speech_positions, SPEECH_POSITIONS)
+        if float(self.alignment_diagonal_prior) < 0:
+            raise ValueError(f"`alignment_diagonal_prior={self.alignment_diagonal_prior}` must be >= 0.")
+        if int(self.alignment_window) < 0:
+            raise ValueError(f"`alignment_window={self.alignment_window}` must be >= 0.")
+        if self.speech_window_seconds is not None:
+            window_frames(float(self.speech_window_seconds))
         _check_choice("mixup", self.mixup, MIXUPS)
         _check_choice("mixup_level", self.mixup_level, MIXUP_LEVELS)
         _check_choice("mix_position", self.mix_position, MIX_POSITIONS)
@@ -282,9 +407,29 @@ class DTWAlignConfig(PreTrainedConfig):
         return self.adapter_stride**self.adapter_num_layers
 
     @property
+    def source_limit_seconds(self) -> float | None:
+        """The one audio-length limit: `max_source_seconds`, capped by Whisper's window (`None`: no limit)."""
+        limits = [x for x in (self.max_source_seconds, self.speech_window_seconds) if x is not None]
+        return min(limits) if limits else None
+
+    @property
     def uses_mixup(self) -> bool:
         """Whether training runs the alignment + mixup pass at all."""
         return self.alignment != "none" and self.mixup != "none"
 
 
-__all__ = ["DTWAlignConfig"]
+__all__ = [
+    "ADAPTER_ACTIVATIONS",
+    "ALIGNMENTS",
+    "ALIGNMENT_BACKENDS",
+    "DTW_ALIGN_SETTINGS",
+    "MIXUPS",
+    "MIXUP_LEVELS",
+    "MIXUP_RATIO_SCHEDULES",
+    "MIX_POSITIONS",
+    "PRESETS",
+    "PRESET_VALUES",
+    "SIMILARITY_NORMALIZATIONS",
+    "SPEECH_POSITIONS",
+    "DTWAlignConfig",
+]

@@ -4,7 +4,7 @@ The tokenizer is transformers' `Speech2TextTokenizer` (a `PreTrainedTokenizer` o
 `vocab.json`; it reloads with `AutoTokenizer`). `train_sentencepiece` builds such a model with fairseq's id order
 (bos=0, pad=1, eos=2, unk=3), which is also M2M100's, so the stage-1 MT model and the ST model share ids.
 
-Conventions (CMOT, cmot.md section 1): transcripts carry no EOS (every transcript token is aligned to speech frames
+Conventions (CMOT's released data loader, `cmot/data/audio/speech_and_text_dataset.py`): transcripts carry no EOS (every transcript token is aligned to speech frames
 and EOS has no acoustic counterpart); translations end with EOS; a target-language token `<lang:xx>` is prepended to
 translations when the vocabulary has one (multilingual models) and forced as the first generated token.
 """
@@ -124,21 +124,24 @@ def tokenizer_from_sentencepiece(
 
 class DTWAlignProcessor(ProcessorMixin):
     r"""
-    Feature extractor (`Wav2Vec2FeatureExtractor`: 16 kHz mono, normalised, always with an attention mask) and a
-    joint sentencepiece tokenizer for transcripts and translations.
+    The speech encoder's own feature extractor and a joint sentencepiece tokenizer for transcripts and translations.
 
     Args:
-        feature_extractor (`Wav2Vec2FeatureExtractor`): the speech encoder's feature extractor.
+        feature_extractor: `Wav2Vec2FeatureExtractor` (waveform encoders: 16 kHz samples -> `input_values`),
+            `WhisperFeatureExtractor` (log-mel -> `input_features`, padded to exactly its `chunk_length` window) or
+            `Speech2TextFeatureExtractor` (fbank -> `input_features`). Always used with an attention mask.
         tokenizer (`Speech2TextTokenizer` or any `PreTrainedTokenizer`): the joint vocabulary.
         tgt_lang (`str`, *optional*): default target language; when the vocabulary has `<lang:tgt_lang>` it starts
             every translation and is forced as the first generated token.
-        max_source_seconds (`float`, *optional*, defaults to 30.0): longer audio is rejected (match the model's
-            `config.max_source_seconds`). `None` disables the check.
+        max_source_seconds (`float`, *optional*, defaults to 30.0): longer audio is rejected; set it from the model
+            (`processor.max_source_seconds = model.config.source_limit_seconds`). `None` disables the check. With a
+            Whisper feature extractor the limit never exceeds its window.
         transcript_eos (`bool`, *optional*, defaults to `False`): append EOS to transcripts (CMOT does not).
 
-    Call `processor(audio=..., sampling_rate=16000, text=transcripts, text_target=translations)`; it returns
-    `input_values`, `attention_mask`, `input_ids`, `text_attention_mask` and `labels` (-100 on padding): the
-    batch keys of `DTWAlignForSpeechTranslation.forward`.
+    Call `processor(audio=..., sampling_rate=16000, text=transcripts, text_target=translations)`; it returns the
+    audio under the model's input name (`input_values` or `input_features`, see `audio_input_name`),
+    `attention_mask`, `input_ids`, `text_attention_mask` and `labels` (-100 on padding): the batch keys of
+    `DTWAlignForSpeechTranslation.forward`.
     """
 
     def __init__(
@@ -151,20 +154,28 @@ class DTWAlignProcessor(ProcessorMixin):
     ):
         super().__init__(feature_extractor, tokenizer)
         self.tgt_lang = tgt_lang
-        self.max_source_seconds = max_source_seconds
+        self._max_source_seconds = max_source_seconds
         self.transcript_eos = transcript_eos
 
     @classmethod
     def from_pretrained_parts(
-        cls, speech_encoder_name_or_path: str, tokenizer_name_or_path: str, **processor_kwargs
+        cls,
+        speech_encoder_name_or_path: str,
+        tokenizer_name_or_path: str,
+        *,
+        speech_window_seconds: float | None = None,
+        **processor_kwargs,
     ) -> "DTWAlignProcessor":
-        """The speech encoder's own feature extractor (its normalisation setting) + the stage-1 tokenizer.
+        """The speech encoder's own feature extractor (its mel bins, sampling rate, normalisation) + the tokenizer.
 
         Args:
             speech_encoder_name_or_path (`str`): Hub id or folder of the speech encoder (e.g.
-                `"facebook/hubert-base-ls960"`). Its `preprocessor_config.json` is used when it has one (with
-                `return_attention_mask=True` forced: DTW needs per-utterance lengths), else `make_feature_extractor()`.
+                `"facebook/hubert-base-ls960"`, `"openai/whisper-base"`). Its `preprocessor_config.json` is used
+                when it has one (with `return_attention_mask=True` forced: DTW needs per-utterance lengths), else a
+                16 kHz `Wav2Vec2FeatureExtractor` with `do_normalize=True`.
             tokenizer_name_or_path (`str`): folder of the stage-1 MT model or tokenizer (loaded with `AutoTokenizer`).
+            speech_window_seconds (`float`, *optional*): Whisper only: the window to pad to (the model's
+                `config.speech_window_seconds`); default the feature extractor's `chunk_length` (30 s).
             **processor_kwargs: `tgt_lang`, `max_source_seconds`, `transcript_eos`.
         """
         from transformers import AutoFeatureExtractor, AutoTokenizer
@@ -178,6 +189,13 @@ class DTWAlignProcessor(ProcessorMixin):
             )
             feature_extractor = make_feature_extractor()
         feature_extractor.return_attention_mask = True
+        if speech_window_seconds is not None:
+            if not hasattr(feature_extractor, "chunk_length"):
+                raise ValueError(
+                    f"`speech_window_seconds` is for Whisper feature extractors; {type(feature_extractor).__name__} "
+                    "pads to the longest utterance of each batch."
+                )
+            set_feature_window(feature_extractor, speech_window_seconds)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_name_or_path)
         return cls(feature_extractor, tokenizer, **processor_kwargs)
 
@@ -186,16 +204,50 @@ class DTWAlignProcessor(ProcessorMixin):
         return self.feature_extractor.sampling_rate
 
     @property
+    def audio_input_name(self) -> str:
+        """The model's audio key: `"input_values"` (waveform) or `"input_features"` (Whisper, Speech2Text)."""
+        return self.feature_extractor.model_input_names[0]
+
+    @property
+    def window_seconds(self) -> float | None:
+        """Whisper's fixed window (every utterance is padded to it), else `None`."""
+        chunk = getattr(self.feature_extractor, "chunk_length", None)
+        return None if chunk is None else float(chunk)
+
+    @property
+    def max_source_seconds(self) -> float | None:
+        """The audio-length limit: the one set (from the model config), capped by Whisper's window."""
+        limits = [x for x in (self._max_source_seconds, self.window_seconds) if x is not None]
+        return min(limits) if limits else None
+
+    @max_source_seconds.setter
+    def max_source_seconds(self, value: float | None) -> None:
+        if value is not None and value <= 0:
+            raise ValueError(f"`max_source_seconds={value}` must be > 0 or None.")
+        self._max_source_seconds = value
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        output.pop("_max_source_seconds", None)
+        output["max_source_seconds"] = self._max_source_seconds
+        return output
+
+    @property
     def model_input_names(self) -> list[str]:
-        return ["input_values", "attention_mask", "input_ids", "text_attention_mask", "labels"]
+        return [self.audio_input_name, "attention_mask", "input_ids", "text_attention_mask", "labels"]
 
     # ------------------------------------------------------------------ audio
 
     def check_audio(self, audio, sampling_rate: int | None) -> list[np.ndarray]:
         """Validate raw audio before any feature extraction; return a list of float32 mono arrays.
 
-        Raises a `ValueError` naming the fix for: a wrong sampling rate, multi-channel audio, empty audio, audio
-        longer than `max_source_seconds`.
+        Accepted: one 1-D waveform (array, tensor, or a list of numbers), or a list/tuple of them. Integer PCM
+        (int16, int32, uint8 as in 8-bit WAV) is scaled to [-1, 1]; other integer types are rejected. A 2-D array is
+        one clip with a channel axis, never a batch: `(1, T)` and `(T, 1)` are read as mono, anything else is
+        rejected (average the channels; pass a batch as a list of 1-D arrays).
+
+        Raises a `ValueError` naming the sample and the fix for: a wrong sampling rate, multi-channel audio, empty
+        audio, NaN/inf samples, audio longer than `max_source_seconds`.
         """
         expected = self.sampling_rate
         if sampling_rate is None:
@@ -208,38 +260,60 @@ class DTWAlignProcessor(ProcessorMixin):
                 f"Audio is sampled at {sampling_rate} Hz but the model expects {expected} Hz; resample first "
                 f"(e.g. `scipy.signal.resample_poly(wav, {expected}, {sampling_rate})`)."
             )
-        if isinstance(audio, (np.ndarray, torch.Tensor)) and audio.ndim == 1:
+        if isinstance(audio, (np.ndarray, torch.Tensor)):
             audio = [audio]
-        elif isinstance(audio, (np.ndarray, torch.Tensor)) and audio.ndim == 2 and min(audio.shape) <= 8:
-            raise ValueError(
-                f"Audio of shape {tuple(audio.shape)} looks multi-channel (stereo); average the channels to mono "
-                "(`wav.mean(axis=channel_axis)`) first. For a batch, pass a list of 1-D arrays."
-            )
-        elif isinstance(audio, (np.ndarray, torch.Tensor)) and audio.ndim == 2:
-            audio = list(audio)
+        elif isinstance(audio, (list, tuple)) and audio and all(_is_number(x) for x in audio):
+            audio = [np.asarray(audio, dtype=np.float32)]  # a list of numbers is one waveform, never a batch
         elif not isinstance(audio, (list, tuple)):
             raise TypeError(f"`audio` must be a 1-D array or a list of 1-D arrays, got {type(audio).__name__}.")
+        if not audio:
+            raise ValueError("`audio` is an empty list; pass at least one waveform.")
+        limit = self.max_source_seconds
         arrays = []
         for i, wav in enumerate(audio):
             wav = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
-            if wav.ndim == 2 and min(wav.shape) <= 8:
+            if wav.ndim == 2 and 1 in wav.shape:
+                wav = wav.reshape(-1)  # (1, T) as torchaudio.load gives for mono, or (T, 1) as soundfile.read
+            if wav.ndim == 2:
                 raise ValueError(
-                    f"Audio {i} has shape {wav.shape}: multi-channel (stereo). Average the channels to mono "
-                    "(`wav.mean(axis=channel_axis)`) first."
+                    f"Audio {i} has shape {wav.shape}: multi-channel (stereo) audio? A 2-D array is read as one clip "
+                    "with a channel axis, never as a batch. Average the channels to mono (`wav.mean(axis=channel_axis)`); for a batch pass a list "
+                    "of 1-D arrays."
                 )
             if wav.ndim != 1:
                 raise ValueError(f"Audio {i} has shape {wav.shape}; expected a 1-D mono waveform.")
             if wav.size == 0:
                 raise ValueError(f"Audio {i} is empty (0 samples); drop empty utterances.")
+            wav = _to_float(wav, i)
             if not np.isfinite(wav).all():
                 raise ValueError(f"Audio {i} contains NaN or inf samples; fix or drop the file.")
-            if self.max_source_seconds is not None and wav.size > self.max_source_seconds * expected:
+            if limit is not None and wav.size > limit * expected:
+                what = "the Whisper window" if limit == self.window_seconds else "the limit"
                 raise ValueError(
-                    f"Audio {i} lasts {wav.size / expected:.2f} s, above `max_source_seconds={self.max_source_seconds}`;"
-                    " filter or cut long utterances, or raise `max_source_seconds` (processor and model config)."
+                    f"Audio {i} lasts {wav.size / expected:.2f} s, above {what} `max_source_seconds={limit}`; cut long "
+                    "utterances, or raise the limit (the model's `max_source_seconds` / `speech_window_seconds`, "
+                    "then `processor.max_source_seconds`)."
                 )
-            arrays.append(wav.astype(np.float32, copy=False))
+            arrays.append(wav)
         return arrays
+
+    def pad_audio(self, arrays: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Feature extraction and padding of clips already validated by `check_audio`, with the encoder's own
+        feature extractor and its settings.
+
+        Returns:
+            `{audio_input_name: float32 tensor, "attention_mask": long tensor}`: `input_values` (B, T) and a sample
+            mask for waveform encoders; `input_features` and a 10 ms feature-frame mask for mel encoders (Whisper:
+            (B, n_mels, window frames), every clip padded to the window; Speech2Text: (B, T, n_mels)).
+        """
+        kwargs = {"sampling_rate": self.sampling_rate, "return_attention_mask": True, "return_tensors": "pt"}
+        if self.window_seconds is not None:
+            kwargs.update(padding="max_length", max_length=round(self.window_seconds * self.sampling_rate))
+        else:
+            kwargs["padding"] = True
+        features = self.feature_extractor(arrays, **kwargs)
+        name = self.audio_input_name
+        return {name: features[name].float(), "attention_mask": features["attention_mask"].long()}
 
     # ------------------------------------------------------------------ text
 
@@ -295,32 +369,26 @@ class DTWAlignProcessor(ProcessorMixin):
         """Prepare a batch for `DTWAlignForSpeechTranslation`.
 
         Args:
-            audio (`np.ndarray`, `torch.Tensor` or a list of them): 16 kHz mono waveforms (1-D each).
+            audio (`np.ndarray`, `torch.Tensor` or a list of them): 16 kHz mono waveforms (1-D each; see
+                `check_audio` for integer PCM and 2-D arrays).
             text (`str` or `list[str]`, *optional*): transcripts -> `input_ids`, `text_attention_mask`.
             text_target (`str` or `list[str]`, *optional*): translations -> `labels` (-100 on padding).
             sampling_rate (`int`): the audio's sampling rate; anything but 16000 raises.
             tgt_lang (`str`, *optional*): overrides the processor's `tgt_lang` for the language token.
 
         Returns:
-            [`BatchFeature`] with `input_values` (B, T) float32, `attention_mask` (B, T), and the text keys.
+            [`BatchFeature`] with the audio under `audio_input_name` (`pad_audio`), `attention_mask`, and the text
+            keys.
         """
         if audio is None and text is None and text_target is None:
             raise ValueError("Pass `audio`, `text` (transcripts) and/or `text_target` (translations).")
         if return_tensors != "pt":
             raise ValueError("Only `return_tensors='pt'` is supported.")
         data = {}
+        if kwargs:
+            raise TypeError(f"Unexpected arguments {sorted(kwargs)}; the feature extractor's settings are its own.")
         if audio is not None:
-            arrays = self.check_audio(audio, sampling_rate)
-            features = self.feature_extractor(
-                arrays,
-                sampling_rate=self.sampling_rate,
-                padding=True,
-                return_attention_mask=True,
-                return_tensors="pt",
-                **kwargs,
-            )
-            data["input_values"] = features["input_values"].float()
-            data["attention_mask"] = features["attention_mask"].long()
+            data.update(self.pad_audio(self.check_audio(audio, sampling_rate)))
         if text is not None:
             ids = self.encode_transcripts(text)
             data["input_ids"] = self._pad(ids, self.tokenizer.pad_token_id)
@@ -341,6 +409,40 @@ class DTWAlignProcessor(ProcessorMixin):
         return self.batch_decode([token_ids], skip_special_tokens=skip_special_tokens, **kwargs)[0]
 
 
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
+
+
+#: Full scale of the integer PCM formats WAV files store: int16 and int32 are signed, 8-bit WAV is unsigned.
+_PCM_SCALE = {
+    np.dtype(np.int16): (0.0, 32768.0),
+    np.dtype(np.int32): (0.0, 2147483648.0),
+    np.dtype(np.uint8): (128.0, 128.0),
+}
+
+
+def _to_float(wav: np.ndarray, index: int) -> np.ndarray:
+    """float32 audio; integer PCM scaled to [-1, 1] (`(x - offset) / full_scale`)."""
+    if wav.dtype.kind in "iu":
+        if wav.dtype not in _PCM_SCALE:
+            raise ValueError(
+                f"Audio {index} is {wav.dtype} integer data, not a PCM format (int16, int32, uint8); convert it to "
+                "float in [-1, 1] first (`soundfile.read(path, dtype='float32')`)."
+            )
+        offset, scale = _PCM_SCALE[wav.dtype]
+        return ((wav.astype(np.float64) - offset) / scale).astype(np.float32)
+    if wav.dtype.kind != "f":
+        raise ValueError(f"Audio {index} has dtype {wav.dtype}; expected float or integer PCM samples.")
+    return wav.astype(np.float32, copy=False)
+
+
+def set_feature_window(feature_extractor, window_seconds: float) -> None:
+    """Make a `WhisperFeatureExtractor` pad to a `window_seconds` window (its `chunk_length`)."""
+    feature_extractor.chunk_length = window_seconds
+    feature_extractor.n_samples = round(window_seconds * feature_extractor.sampling_rate)
+    feature_extractor.nb_max_frames = feature_extractor.n_samples // feature_extractor.hop_length
+
+
 def make_feature_extractor(sampling_rate: int = 16000, do_normalize: bool = True) -> Wav2Vec2FeatureExtractor:
     """The feature extractor HuBERT/wav2vec 2.0 use, returning an attention mask (DTW needs per-utterance lengths)."""
     return Wav2Vec2FeatureExtractor(
@@ -356,6 +458,7 @@ __all__ = [
     "DTWAlignProcessor",
     "lang_token",
     "make_feature_extractor",
+    "set_feature_window",
     "tokenizer_from_sentencepiece",
     "train_sentencepiece",
 ]

@@ -1,4 +1,4 @@
-"""Tiny random parts for tests and the offline demo: a HuBERT, an M2M100, a sentencepiece tokenizer, a processor.
+"""Tiny random parts for tests and the offline demo: a HuBERT, a Whisper and a Speech2Text encoder, an M2M100, a sentencepiece tokenizer, a processor.
 
 Nothing here downloads anything. Sizes are chosen so that a training step takes well under a second on one CPU core:
 hidden 32, 2 layers, 2 heads, a joint vocabulary of about 99 pieces. The tiny HuBERT uses a stride-80 CNN (200
@@ -136,6 +136,101 @@ def make_tiny_speech_encoder(output_dir: str | os.PathLike | None = None, seed: 
     return model
 
 
+def tiny_whisper_config(window_seconds: float = 2.0, **overrides):
+    """A tiny `WhisperConfig` (16 mel bins, d_model 32, 2 encoder layers) for a `window_seconds` window."""
+    from transformers import WhisperConfig
+
+    kwargs = {
+        "num_mel_bins": 16,
+        "d_model": 32,
+        "encoder_layers": 2,
+        "decoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 37,
+        "decoder_ffn_dim": 37,
+        "max_source_positions": round(window_seconds * 50),
+        "max_target_positions": 32,
+        "vocab_size": 99,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 2,
+        "dropout": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+    }
+    kwargs.update(overrides)
+    return WhisperConfig(**kwargs)
+
+
+def make_tiny_whisper_encoder(
+    output_dir: str | os.PathLike | None = None, seed: int = 0, window_seconds: float = 2.0, full: bool = False
+):
+    """A tiny random Whisper encoder (or, `full=True`, a whole `WhisperForConditionalGeneration`), 20 ms frames.
+
+    Saved to `output_dir` with its `WhisperFeatureExtractor` (16 mel bins, `chunk_length=window_seconds`) when given.
+    """
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    torch.manual_seed(seed)
+    config = tiny_whisper_config(window_seconds)
+    model = (WhisperForConditionalGeneration(config) if full else WhisperEncoder(config)).eval()
+    if output_dir is not None:
+        model.save_pretrained(output_dir)
+        WhisperFeatureExtractor(feature_size=16, chunk_length=window_seconds).save_pretrained(output_dir)
+    return model
+
+
+def tiny_speech2text_config(**overrides):
+    """A tiny `Speech2TextConfig`: 16 fbank bins, one stride-2 GLU conv (20 ms frames), d_model 32, 2 layers."""
+    from transformers import Speech2TextConfig
+
+    kwargs = {
+        "input_feat_per_channel": 16,
+        "num_conv_layers": 1,
+        "conv_kernel_sizes": (5,),
+        "conv_channels": 32,
+        "d_model": 32,
+        "encoder_layers": 2,
+        "decoder_layers": 1,
+        "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2,
+        "encoder_ffn_dim": 37,
+        "decoder_ffn_dim": 37,
+        "max_source_positions": 1000,
+        "max_target_positions": 32,
+        "vocab_size": 99,
+        "pad_token_id": 1,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "decoder_start_token_id": 2,
+        "dropout": 0.0,
+        "attention_dropout": 0.0,
+        "activation_dropout": 0.0,
+        "encoder_layerdrop": 0.0,
+        "decoder_layerdrop": 0.0,
+    }
+    kwargs.update(overrides)
+    return Speech2TextConfig(**kwargs)
+
+
+def make_tiny_speech2text_encoder(output_dir: str | os.PathLike | None = None, seed: int = 0):
+    """A tiny random `Speech2TextEncoder`; saved with its `Speech2TextFeatureExtractor` (16 bins) when given."""
+    from transformers import Speech2TextFeatureExtractor
+    from transformers.models.speech_to_text.modeling_speech_to_text import Speech2TextEncoder
+
+    torch.manual_seed(seed)
+    model = Speech2TextEncoder(tiny_speech2text_config()).eval()
+    if output_dir is not None:
+        model.save_pretrained(output_dir)
+        Speech2TextFeatureExtractor(feature_size=16, num_mel_bins=16).save_pretrained(output_dir)
+    return model
+
+
 def tiny_text_config(vocab_size: int = 99, **overrides) -> M2M100Config:
     kwargs = {
         "vocab_size": vocab_size,
@@ -225,10 +320,14 @@ __all__ = [
     "make_tiny_model",
     "make_tiny_mt_model",
     "make_tiny_processor",
+    "make_tiny_speech2text_encoder",
     "make_tiny_speech_encoder",
     "make_tiny_tokenizer",
+    "make_tiny_whisper_encoder",
     "synthetic_audio",
     "tiny_corpus",
+    "tiny_speech2text_config",
     "tiny_speech_config",
     "tiny_text_config",
+    "tiny_whisper_config",
 ]

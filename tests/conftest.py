@@ -9,11 +9,13 @@ Session fixtures (built once per run, read-only; copy before mutating):
 - `tiny_mt_dir`: a tiny random `M2M100ForConditionalGeneration` (d_model 32, 2+2 layers) over the tiny vocabulary,
   plus the tokenizer, saved with `save_pretrained` (a stage-1 MT checkpoint).
 - `tiny_processor_dir` / `tiny_processor`: a saved `DTWAlignProcessor` (feature extractor + tiny tokenizer).
+- `tiny_whisper_dir`, `tiny_speech2text_dir`: tiny random mel encoders with their feature extractors.
 
 Function fixtures:
 - `make_model(**config_overrides)`: a fresh `DTWAlignForSpeechTranslation` built with `from_pretrained_parts` from the
   saved parts (eval mode, `adapter_hidden_size=32`, the torch alignment backend unless overridden).
 - `make_batch(n=2, seconds=(1.0, 0.7), ...)`: a processor batch of synthetic audio + transcripts + translations.
+- `family` (parametrised: hubert, whisper, speech_to_text): model and batch builders for each encoder family.
 - `seed` (autouse): seeds torch, numpy and random with 0 before every test.
 """
 
@@ -27,8 +29,10 @@ from dtw_align_hf import DTWAlignForSpeechTranslation
 from dtw_align_hf.testing_utils import (
     make_tiny_mt_model,
     make_tiny_processor,
+    make_tiny_speech2text_encoder,
     make_tiny_speech_encoder,
     make_tiny_tokenizer,
+    make_tiny_whisper_encoder,
     synthetic_audio,
 )
 
@@ -121,3 +125,49 @@ def make_batch(tiny_processor):
         )
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(tmp_path_factory):
+    """A tiny random `WhisperEncoder` (16 mel bins, 2 s window = 100 positions) + its `WhisperFeatureExtractor`."""
+    path = tmp_path_factory.mktemp("tiny_whisper")
+    make_tiny_whisper_encoder(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_speech2text_dir(tmp_path_factory):
+    """A tiny random `Speech2TextEncoder` (16 fbank bins, one conv: 20 ms frames) + its feature extractor."""
+    path = tmp_path_factory.mktemp("tiny_speech2text")
+    make_tiny_speech2text_encoder(path)
+    return path
+
+
+@pytest.fixture(params=["hubert", "whisper", "speech_to_text"])
+def family(request, tiny_speech_encoder_dir, tiny_whisper_dir, tiny_speech2text_dir, tiny_mt_dir):
+    """One speech-encoder family: `(name, encoder_dir, make_model(**overrides), make_batch(n, ...))`.
+
+    Mel families use a one-layer adapter (Whisper/Speech2Text give 50 frames/s, the tiny HuBERT 200), so that DTW
+    has enough frames for the tiny transcripts.
+    """
+    from dtw_align_hf import DTWAlignProcessor
+
+    name = request.param
+    path = {"hubert": tiny_speech_encoder_dir, "whisper": tiny_whisper_dir, "speech_to_text": tiny_speech2text_dir}[
+        name
+    ]
+    processor = DTWAlignProcessor.from_pretrained_parts(str(path), str(tiny_mt_dir))
+
+    def _model(**overrides):
+        overrides.setdefault("adapter_hidden_size", 32)
+        overrides.setdefault("alignment_backend", "torch")
+        if name != "hubert":
+            overrides.setdefault("adapter_num_layers", 1)
+        torch.manual_seed(0)
+        return DTWAlignForSpeechTranslation.from_pretrained_parts(str(path), str(tiny_mt_dir), **overrides).eval()
+
+    def _batch(n: int = 2, seconds=(1.0, 0.7, 0.9)):
+        audio = [synthetic_audio(seconds[i], seed=i + 1) for i in range(n)]
+        return processor(audio=audio, sampling_rate=16000, text=TRANSCRIPTS[:n], text_target=TRANSLATIONS[:n])
+
+    return name, path, processor, _model, _batch

@@ -130,5 +130,69 @@ def test_update_dtw_align_applies_presets_then_overrides():
     )
     with pytest.raises(ValueError, match="choose one of"):
         config.update_dtw_align(mixup="cutmix")
-    with pytest.raises(ValueError, match="not a DTWAlignConfig field"):
-        config.update_dtw_align(mixup_probability=0.3)
+    with pytest.raises(ValueError, match="not a DTW-Align setting. Did you mean `mixup_ratio`"):
+        config.update_dtw_align(mixup_ratio_=0.3)
+
+
+def test_update_dtw_align_expands_every_preset_value_on_a_loaded_config(tmp_path):
+    from dtw_align_hf.configuration_dtw_align import PRESET_VALUES
+
+    DTWAlignConfig().save_pretrained(tmp_path)
+    config = DTWAlignConfig.from_pretrained(tmp_path)
+    config.update_dtw_align(preset="cmot")
+    assert {name: getattr(config, name) for name in PRESET_VALUES["cmot"]} == PRESET_VALUES["cmot"]
+    assert (config.alignment, config.kl_weight, config.mix_weight, config.speech_positions) == (
+        "cmot",
+        2.0,
+        0.0,
+        "none",
+    )
+    config.update_dtw_align(preset="dtw_align")
+    assert {name: getattr(config, name) for name in PRESET_VALUES["dtw_align"]} == PRESET_VALUES["dtw_align"]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("adapter_num_layers", 3), ("adapter_hidden_size", 64), ("speech_config", {}), ("text_config", {}),
+     ("speech_window_seconds", 10.0), ("adapter_activation", "gelu")],
+)  # fmt: skip
+def test_update_dtw_align_refuses_architecture_fields(field, value):
+    config = DTWAlignConfig()
+    before = config.to_dict()
+    with pytest.raises(ValueError, match=f"`{field}` is an architecture field.*build a new model"):
+        config.update_dtw_align(**{field: value}, alignment="nn")
+    assert config.to_dict() == before  # nothing half-applied
+    config.update_dtw_align(adapter_num_layers=config.adapter_num_layers)  # an unchanged value is fine
+
+
+def test_update_dtw_align_is_all_or_nothing():
+    config = DTWAlignConfig()
+    with pytest.raises(ValueError, match="mixup_ratio"):
+        config.update_dtw_align(preset="cmot", mixup_ratio=2.0)
+    assert (config.preset, config.alignment, config.kl_weight) == (None, "dtw", 1.0)
+
+
+def test_new_settings_are_validated():
+    with pytest.raises(ValueError, match="speech_positions"):
+        DTWAlignConfig(speech_positions="learned")
+    with pytest.raises(ValueError, match="alignment_normalization"):
+        DTWAlignConfig(alignment_normalization="zscore")
+    with pytest.raises(ValueError, match="alignment_diagonal_prior"):
+        DTWAlignConfig(alignment_diagonal_prior=-1.0)
+    with pytest.raises(ValueError, match="alignment_window"):
+        DTWAlignConfig(alignment_window=-1)
+    with pytest.raises(ValueError, match="speech_window_seconds.*Whisper"):
+        DTWAlignConfig(speech_window_seconds=10.0)  # a HuBERT config has no fixed window
+    config = DTWAlignConfig()
+    assert (config.speech_positions, config.alignment_timing, config.alignment_normalization) == (
+        "sinusoidal",
+        False,
+        "none",
+    )
+
+
+def test_names_are_defined_once():
+    from dtw_align_hf import alignment
+    from dtw_align_hf.configuration_dtw_align import ALIGNMENTS
+
+    assert set(ALIGNMENTS) == {*alignment.ALIGNMENT_METHODS, "ot", "none"}
