@@ -366,33 +366,36 @@ def _examples(lengths=(16000, 8000, 12000)):
     ]
 
 
+def _word_processor(word_tokenizer, do_normalize=False):
+    from dtw_align_hf import DTWAlignProcessor
+    from dtw_align_hf.processing_dtw_align import make_feature_extractor
+
+    return DTWAlignProcessor(make_feature_extractor(do_normalize=do_normalize), word_tokenizer)
+
+
 def test_collator_shapes_masks_and_labels(word_tokenizer):
-    collate = DataCollatorSpeechTranslation(tokenizer=word_tokenizer)
+    collate = DataCollatorSpeechTranslation(_word_processor(word_tokenizer))
     batch = collate(_examples())
     assert set(batch) == {"input_values", "attention_mask", "input_ids", "text_attention_mask", "labels"}
     assert batch["input_values"].shape == (3, 16000) and batch["input_values"].dtype == torch.float32
     assert batch["attention_mask"].dtype == torch.long
     assert batch["attention_mask"].sum(1).tolist() == [16000, 8000, 12000]
     assert torch.all(batch["input_values"][1, 8000:] == 0)
+    # transcripts without EOS (the processor's convention), translations with it
     assert batch["input_ids"].shape == (3, 4) and batch["text_attention_mask"].sum(1).tolist() == [3, 1, 4]
-    assert batch["labels"].shape == (3, 3)
-    assert batch["labels"][1].tolist() == word_tokenizer("hello world")["input_ids"] + [-100]
-    assert batch["labels"][2].tolist()[2:] == [-100]
-    # pad_to_multiple_of and pre-tokenised inputs
-    batch = DataCollatorSpeechTranslation(tokenizer=word_tokenizer, pad_to_multiple_of=320)(
-        [dict(e, input_ids=[5, 6], labels=[7]) for e in _examples()]
-    )
-    assert batch["input_values"].shape[1] % 320 == 0
+    eos = word_tokenizer.eos_token_id
+    assert batch["labels"].shape == (3, 4)
+    assert batch["labels"][1].tolist() == word_tokenizer("hello world")["input_ids"] + [eos, -100]
+    assert batch["labels"][2].tolist()[2:] == [eos, -100]
+    # pre-tokenised inputs are padded, not encoded again
+    batch = collate([dict(e, input_ids=[5, 6], labels=[7]) for e in _examples()])
     assert batch["labels"].tolist() == [[7], [7], [7]] and batch["input_ids"].shape == (3, 2)
-    with pytest.raises(ValueError, match="22050 Hz"):
+    with pytest.raises(ValueError, match="'0'.*22050 Hz"):
         collate([dict(_examples()[0], sampling_rate=22050)])
 
 
 def test_collator_with_feature_extractor(word_tokenizer):
-    from transformers import Wav2Vec2FeatureExtractor
-
-    fe = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, padding_value=0.0, do_normalize=True)
-    batch = DataCollatorSpeechTranslation(tokenizer=word_tokenizer, feature_extractor=fe)(_examples())
+    batch = DataCollatorSpeechTranslation(_word_processor(word_tokenizer, do_normalize=True))(_examples())
     assert batch["input_values"].shape == (3, 16000) and batch["attention_mask"].sum(1).tolist() == [
         16000,
         8000,
