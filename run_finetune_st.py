@@ -34,7 +34,7 @@ from transformers.utils import logging
 
 from dtw_align_hf import configuration_dtw_align as cfg
 from dtw_align_hf.cli import SetupError, check_nested_config
-from dtw_align_hf.data import BadSampleFilter, DataArguments, load_splits
+from dtw_align_hf.data import BadSampleFilter, DataArguments, DataCollatorSpeechTranslation, load_splits
 from dtw_align_hf.run_utils import (
     card_info_base,
     check_paths,
@@ -122,6 +122,8 @@ CHOICES = {
     "mix_position": cfg.MIX_POSITIONS,
     "mixup_ratio_schedule": cfg.MIXUP_RATIO_SCHEDULES,
     "adapter_activation": cfg.ADAPTER_ACTIVATIONS,
+    "alignment_normalization": cfg.SIMILARITY_NORMALIZATIONS,
+    "speech_positions": cfg.SPEECH_POSITIONS,
 }
 # fields that change the module structure: refused on a complete checkpoint (its weights have another shape)
 ARCHITECTURE_FIELDS = ("adapter_num_layers", "adapter_kernel_size", "adapter_stride", "adapter_hidden_size",
@@ -139,6 +141,24 @@ class DTWAlignArguments:
     alignment_backend: str | None = field(default=None, metadata={"help": _choices(cfg.ALIGNMENT_BACKENDS)})
     alignment_window: int | None = field(default=None, metadata={"help": "CMOT window half-width (tokens, >= 0)."})
     alignment_strict: bool | None = field(default=None, metadata={"help": "Raise on unalignable samples."})
+    alignment_normalization: str | None = field(
+        default=None, metadata={"help": f"{_choices(cfg.SIMILARITY_NORMALIZATIONS)}: hub-token correction before DTW."}
+    )
+    alignment_diagonal_prior: float | None = field(
+        default=None, metadata={"help": "Weight (>= 0) of the length-proportional diagonal prior inside DTW (0)."}
+    )
+    alignment_timing: bool | None = field(
+        default=None, metadata={"help": "Time each alignment (syncs the device; logs align/seconds)."}
+    )
+    speech_positions: str | None = field(
+        default=None,
+        metadata={
+            "help": f"{_choices(cfg.SPEECH_POSITIONS)}: positions the text encoder adds to speech (cmot: none)."
+        },
+    )
+    mask_aligned_speech: bool | None = field(
+        default=None, metadata={"help": "SpecAugment on the speech that is aligned (CMOT: no)."}
+    )
     mixup: str | None = field(default=None, metadata={"help": _choices(cfg.MIXUPS)})
     mixup_level: str | None = field(default=None, metadata={"help": _choices(cfg.MIXUP_LEVELS)})
     mix_position: str | None = field(default=None, metadata={"help": _choices(cfg.MIX_POSITIONS)})
@@ -182,7 +202,8 @@ class DTWAlignArguments:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "alignment_window" else 1):
                 raise SetupError(f"--{name} {value} must be {'>= 0' if name == 'alignment_window' else '>= 1'}.")
-        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "label_smoothing", "max_source_seconds"):
+        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "label_smoothing", "max_source_seconds",
+                     "alignment_diagonal_prior"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SetupError(f"--{name} {value} must be >= 0.")
@@ -268,7 +289,7 @@ def model_max_source_seconds(model_args: ModelArguments, align_args: DTWAlignArg
     if align_args.max_source_seconds is not None:
         return align_args.max_source_seconds
     if model_args.model_name_or_path:
-        return _checkpoint_config(model_args).max_source_seconds
+        return _checkpoint_config(model_args).source_limit_seconds
     from dtw_align_hf import DTWAlignConfig
 
     return next(f.default for f in dataclasses.fields(DTWAlignConfig) if f.name == "max_source_seconds")
@@ -342,40 +363,6 @@ def _add_lora(model, model_args: ModelArguments):
     return model
 
 
-class SpeechTranslationCollator:
-    """Checks audio with the processor, encodes text with the processor's conventions, pads with the data package.
-
-    The processor rejects bad audio (empty, NaN, stereo, too long) with a `ValueError` that `BadSampleFilter` turns
-    into a skipped, counted sample; transcripts and translations are encoded exactly as at inference
-    (`encode_transcripts` / `encode_translations`: target-language token and `</s>`), and
-    `DataCollatorSpeechTranslation` pads everything (labels with -100).
-    """
-
-    def __init__(self, processor):
-        from dtw_align_hf.data import DataCollatorSpeechTranslation
-
-        self.processor = processor
-        self.pad = DataCollatorSpeechTranslation(
-            tokenizer=processor.tokenizer,
-            feature_extractor=processor.feature_extractor,
-            sampling_rate=processor.sampling_rate,
-        )
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        processor, ready = self.processor, []
-        for f in features:
-            audio = processor.check_audio(f["audio"], f.get("sampling_rate", processor.sampling_rate))[0]
-            ready.append(
-                {
-                    "id": f.get("id"),
-                    "audio": audio,
-                    "input_ids": processor.encode_transcripts(f["transcript"])[0],
-                    "labels": processor.encode_translations(f["translation"])[0],
-                }
-            )
-        return self.pad(ready)
-
-
 def main(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -408,8 +395,9 @@ def main(
     )
     processor = DTWAlignProcessor.from_pretrained(processor_path)
     model = build_model(model_args, align_args, training_args)
-    processor.max_source_seconds = _unwrap(model).config.max_source_seconds
-    collator = BadSampleFilter(SpeechTranslationCollator(processor), counters)
+    config = _unwrap(model).config
+    processor.max_source_seconds = getattr(config, "source_limit_seconds", None) or config.max_source_seconds
+    collator = BadSampleFilter(DataCollatorSpeechTranslation(processor), counters)
 
     # 5. trainer
     tokenizer = processor.tokenizer
@@ -422,6 +410,7 @@ def main(
         processing_class=processor,
         compute_metrics=make_compute_metrics(tokenizer),
         card_info=card_info(model_args, data_args, training_args, stage="finetune_st"),
+        max_batch_seconds=data_args.max_batch_seconds,
     )
     trainer.run_settings = settings
 

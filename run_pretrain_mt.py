@@ -26,7 +26,7 @@ from typing import Any
 from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
 
 from dtw_align_hf.cli import SetupError
-from dtw_align_hf.data import DataArguments, load_splits
+from dtw_align_hf.data import DataArguments, DataCollatorTextTranslation, load_splits
 from dtw_align_hf.run_utils import (
     card_info_base,
     check_paths,
@@ -168,38 +168,6 @@ def build_model(model_args: ModelArguments, processor, training_args) -> M2M100F
     return model
 
 
-class TextCollator:
-    """Stage-1 batches: transcripts -> `input_ids`/`attention_mask`, translations -> `labels` (-100 on padding).
-
-    `decoder_input_ids` (labels shifted right behind `</s>`, fairseq's decoder start) are built here, because with
-    `label_smoothing_factor > 0` the Trainer takes the labels away from the model before its forward.
-    """
-
-    def __init__(self, processor, max_source_length: int, max_target_length: int):
-        self.processor = processor
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        features = [
-            f for f in features if str(f.get("transcript") or "").strip() and str(f.get("translation") or "").strip()
-        ]
-        batch = self.processor(
-            text=[f["transcript"] for f in features], text_target=[f["translation"] for f in features]
-        )
-        labels = batch["labels"][:, : self.max_target_length]
-        tokenizer = self.processor.tokenizer
-        decoder_input_ids = labels.new_full(labels.shape, tokenizer.pad_token_id)
-        decoder_input_ids[:, 1:] = labels[:, :-1]
-        decoder_input_ids[:, 0] = tokenizer.eos_token_id
-        decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids == -100, tokenizer.pad_token_id)
-        return {
-            "input_ids": batch["input_ids"][:, : self.max_source_length],
-            "attention_mask": batch["text_attention_mask"][:, : self.max_source_length],
-            "labels": labels,
-            "decoder_input_ids": decoder_input_ids,
-        }
-
-
 def main(
     model_args: ModelArguments, data_args: DataArguments, training_args: DTWAlignTrainingArguments
 ) -> dict[str, Any]:
@@ -242,7 +210,9 @@ def main(
         args=training_args,
         train_dataset=splits.get("train"),
         eval_dataset=splits.get("eval"),
-        data_collator=TextCollator(processor, model_args.max_source_length, model_args.max_target_length),
+        data_collator=DataCollatorTextTranslation(
+            processor, model_args.max_source_length, model_args.max_target_length
+        ),
         processing_class=processor.tokenizer,
         compute_metrics=make_compute_metrics(processor.tokenizer),
         card_info={

@@ -183,6 +183,9 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` for both DTW-Align stages.
 
     Args (beyond `Seq2SeqTrainer`'s):
+        max_batch_seconds (`float`, *optional*): form training batches by padded audio seconds instead of
+            `per_device_train_batch_size` (fairseq's `--max-tokens`): `data.SecondsBatchSampler` for map-style
+            datasets, `data.SecondsBatchedStream` for streams (which splits itself between processes).
         card_info (`dict`, *optional*): what the model card reports: `dataset`, `recipe`, `languages`,
             `base_models`, `stage` ("pretrain_mt" or "finetune_st"), `results` (test-set BLEU/chrF with their
             signatures, alignment accuracy). The run scripts fill it; update `trainer.card_info` before
@@ -196,8 +199,11 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     _tag_names: ClassVar[list[str]] = ["dtw-align"]
     _paper: ClassVar[dict[str, str]] = PAPER
 
-    def __init__(self, *args, card_info: dict[str, Any] | None = None, **kwargs):
+    def __init__(
+        self, *args, card_info: dict[str, Any] | None = None, max_batch_seconds: float | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.max_batch_seconds = max_batch_seconds
         model = self.accelerator.unwrap_model(self.model)
         if _is_dtw_align_model(model) and self.args.label_smoothing_factor > 0:
             raise ValueError(
@@ -298,6 +304,70 @@ class DTWAlignTrainer(Seq2SeqTrainer):
         )
         os.makedirs(self.args.output_dir, exist_ok=True)
         card.save(os.path.join(self.args.output_dir, "README.md"))
+
+    # ---- batches: by audio seconds, per-split collators, skipped batches ----
+
+    def get_train_dataloader(self):
+        if not self.max_batch_seconds or self.train_dataset is None:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        from .data.batching import SecondsBatchedStream, SecondsBatchSampler
+
+        common = {
+            "collate_fn": self.data_collator,
+            "num_workers": self.args.dataloader_num_workers,
+            "pin_memory": self.args.dataloader_pin_memory,
+        }
+        if isinstance(self.train_dataset, torch.utils.data.IterableDataset):
+            stream = SecondsBatchedStream(
+                self.train_dataset,
+                self.max_batch_seconds,
+                seed=self.args.seed,
+                rank=self.args.process_index,
+                world_size=self.args.world_size,
+            )
+            # not passed through accelerator.prepare: the stream is split between processes already
+            return DataLoader(stream, batch_size=None, **common)
+        sampler = SecondsBatchSampler.from_dataset(
+            self.train_dataset, self.max_batch_seconds, seed=self.args.seed, num_replicas=self.args.world_size
+        )
+        return self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=sampler, **common))
+
+    def _with_role(self, role: str, make):
+        """Build a dataloader whose collator reports bad samples to `role`'s counter (`BadSampleFilter.for_role`)."""
+        collator = self.data_collator
+        if hasattr(collator, "for_role"):
+            self.data_collator = collator.for_role(role)
+        try:
+            return make()
+        finally:
+            self.data_collator = collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_role("eval", lambda: super(DTWAlignTrainer, self).get_eval_dataloader(eval_dataset))
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_role("test", lambda: super(DTWAlignTrainer, self).get_test_dataloader(test_dataset))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        from .data.filtering import is_skipped_batch
+
+        if is_skipped_batch(inputs):
+            # no usable example: a zero loss over every trainable parameter keeps DDP processes in step
+            # (every rank joins the gradient all-reduce) and changes nothing
+            model.train()
+            loss = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+            self.accelerator.backward(loss)
+            return loss.detach()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        from .data.filtering import is_skipped_batch
+
+        if is_skipped_batch(inputs):
+            return None, None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
 
     # ---- generation ----
 

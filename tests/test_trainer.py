@@ -101,8 +101,9 @@ def test_one_step_logs_components(tmp_path, make_model, tiny_processor, alignmen
     entry = logs[0]
     assert "loss/st" in entry and "loss/mt" in entry
     if alignment != "none":
-        for key in ("align/valid_frac", "align/frames_per_token", "align/seconds"):
+        for key in ("align/valid_frac", "align/frames_per_token"):
             assert key in entry and math.isfinite(entry[key])
+        assert "align/seconds" not in entry  # timed only with alignment_timing=True (no host-device sync)
         assert entry["align/valid_frac"] == pytest.approx(1.0)
     else:
         assert not any(k.startswith("align/") for k in entry)
@@ -291,3 +292,65 @@ def test_length_penalty_reaches_generation(tmp_path, make_model, tiny_processor)
     assert seen and all(value == 1.2 for value in seen)
     trainer.predict(make_examples(2), length_penalty=0.7)  # an explicit value wins
     assert seen[-1] == 0.7
+
+
+def test_all_bad_batch_is_skipped_and_the_run_goes_on(tmp_path, make_model, tiny_processor):
+    """A batch in which every sample is rejected (NaN audio) is skipped and counted; training finishes."""
+    import numpy as np
+
+    from dtw_align_hf.data import BadRecordCounter, BadSampleFilter, DataCollatorSpeechTranslation
+
+    data = make_examples(4)
+    for example in data[2:]:
+        example["audio"] = np.full(8000, np.nan, dtype=np.float32)
+    counter = BadRecordCounter("train")
+    collator = BadSampleFilter(DataCollatorSpeechTranslation(tiny_processor), {"train": counter})
+    model = make_model()
+    trainer = DTWAlignTrainer(model=model, args=make_args(tmp_path, max_steps=2), train_dataset=data,
+                              data_collator=collator)  # fmt: skip
+    sampler = torch.utils.data.SequentialSampler(trainer.train_dataset)
+    trainer._get_train_sampler = lambda *a, _s=sampler, **k: _s
+    after_first = {}
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        if trainer.state.global_step == 1 and not after_first:
+            after_first.update({n: p.detach().clone() for n, p in model.named_parameters()})
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert collator.skipped_batches == 1 and counter.skipped == 2
+    for name, value in model.named_parameters():  # the skipped step changed nothing (plain SGD, zero gradient)
+        torch.testing.assert_close(value.detach(), after_first[name], msg=name)
+
+
+def test_max_batch_seconds_forms_the_training_batches(tmp_path, make_model, tiny_processor):
+    """`max_batch_seconds`: no padded batch exceeds it and every example is seen once in the epoch."""
+    import datasets
+
+    data = make_examples(6)
+    for example in data:
+        example["duration"] = len(example["audio"]) / 16000
+        example["audio"] = example["audio"].tolist()
+    dataset = datasets.Dataset.from_list(data).with_format("numpy", columns=["audio"], output_all_columns=True)
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=make_args(tmp_path, max_steps=-1, num_train_epochs=1),
+        train_dataset=dataset,
+        data_collator=ProcessorCollator(tiny_processor),
+        max_batch_seconds=2.0,
+    )
+    seen = []
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        seen.append(inputs["attention_mask"].shape)
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    assert sum(shape[0] for shape in seen) == 6
+    assert all(b * t / 16000 <= 2.0 + 1e-6 for b, t in seen)
+    assert len(seen) > 1  # 6 clips of 0.6-1.35 s do not fit in one 2 s batch
