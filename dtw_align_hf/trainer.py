@@ -308,6 +308,16 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     # ---- batches: by audio seconds, per-split collators, skipped batches ----
 
     def get_train_dataloader(self):
+        streamed = isinstance(self.train_dataset, torch.utils.data.IterableDataset)
+        if streamed and not self.max_batch_seconds and self.args.train_sampling_strategy == "group_by_length":
+            # the Trainer ignores group_by_length for streams: bucket inside a buffer here (same seed on every rank,
+            # so accelerate's sharding of the stream stays consistent)
+            bucketed = _LengthBucketedStream(
+                self.train_dataset, self._train_batch_size, self.args.length_column_name, self.args.seed
+            )
+            return self._get_dataloader(
+                dataset=bucketed, description="Training", batch_size=self._train_batch_size, is_training=True
+            )
         if not self.max_batch_seconds or self.train_dataset is None:
             return super().get_train_dataloader()
         from torch.utils.data import DataLoader
@@ -437,6 +447,27 @@ class DTWAlignTrainer(Seq2SeqTrainer):
             self._push_from_checkpoint(final_dir)
         if self.args.should_save:
             rotate_complete_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
+
+
+class _LengthBucketedStream(torch.utils.data.IterableDataset):
+    """A stream whose consecutive `batch_size` examples have similar lengths (`data.sort_by_length_buffered`)."""
+
+    def __init__(self, dataset, batch_size: int, key: str, seed: int, buffer_size: int = 1000):
+        self.dataset, self.batch_size, self.key, self.seed = dataset, batch_size, key, seed
+        self.buffer_size, self.epoch = max(buffer_size, batch_size), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        from .data.batching import sort_by_length_buffered
+
+        yield from sort_by_length_buffered(
+            iter(self.dataset), buffer_size=self.buffer_size, batch_size=self.batch_size, key=self.key,
+            seed=self.seed + self.epoch,
+        )  # fmt: skip
 
 
 def _decoder_input_ids(model: Any, labels: torch.Tensor) -> torch.Tensor | None:

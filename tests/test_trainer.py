@@ -354,3 +354,32 @@ def test_max_batch_seconds_forms_the_training_batches(tmp_path, make_model, tiny
     assert sum(shape[0] for shape in seen) == 6
     assert all(b * t / 16000 <= 2.0 + 1e-6 for b, t in seen)
     assert len(seen) > 1  # 6 clips of 0.6-1.35 s do not fit in one 2 s batch
+
+
+def test_group_by_length_buckets_a_stream(tmp_path, make_model, tiny_processor):
+    """`train_sampling_strategy=group_by_length` on a stream (the Trainer alone ignores it): each batch holds
+    clips of neighbouring lengths."""
+
+    data = [dict(e, length=len(e["audio"])) for e in make_examples(4) + make_examples(4)]
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from data
+
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=make_args(tmp_path, max_steps=4, train_sampling_strategy="group_by_length"),
+        train_dataset=Stream(),
+        data_collator=ProcessorCollator(tiny_processor),
+    )
+    seen = []
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        seen.append(sorted(inputs["attention_mask"].sum(-1).tolist()))
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    lengths = sorted(e["length"] for e in data)
+    assert sorted(seen) == [lengths[i : i + 2] for i in range(0, 8, 2)]  # pairs of neighbours in sorted order
