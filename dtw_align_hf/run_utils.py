@@ -461,12 +461,17 @@ def run_main(main, parser) -> None:
     and exit status 2 (no traceback), as argparse reports its own errors."""
     from .cli import parse_args_and_config
 
+    name = Path(sys.argv[0]).name
     try:
-        results = main(*parse_args_and_config(parser))
-    except SetupError as err:
-        sys.stderr.write(f"{Path(sys.argv[0]).name}: error: {err}\n")
+        # a ValueError while parsing comes from an argument dataclass's own checks: a set-up error too
+        parsed = parse_args_and_config(parser)
+        results = main(*parsed)
+    except (SetupError, ValueError) as err:
+        if not isinstance(err, SetupError) and "parsed" in locals():
+            raise  # a ValueError during the run is a bug or a data problem: keep its traceback
+        sys.stderr.write(f"{name}: error: {err}\n")
         raise SystemExit(2) from None
-    sys.stdout.write(print_run_summary(results, Path(sys.argv[0]).stem) + "\n")
+    sys.stdout.write(print_run_summary(results, Path(name).stem) + "\n")
 
 
 __all__ = [

@@ -120,16 +120,18 @@ RESUME_CHOICES = ("auto", "never")
 
 
 def check_resume_value(resume: str | None) -> None:
-    """`--resume` is 'auto', 'never' or an existing checkpoint folder; anything else (`nevr`) is a `ValueError`."""
+    """`--resume` is 'auto', 'never' or an existing checkpoint folder; anything else (`nevr`) is a `SetupError`."""
     if resume is None or resume in RESUME_CHOICES:
         return
     if os.path.isdir(resume):
         return
     import difflib
 
+    from .cli import SetupError
+
     close = difflib.get_close_matches(str(resume), RESUME_CHOICES, n=1, cutoff=0.5)
     hint = f" Did you mean --resume {close[0]}?" if close else ""
-    raise ValueError(
+    raise SetupError(
         f"--resume {resume!r} is neither 'auto', 'never' nor an existing checkpoint folder.{hint} Give 'auto' (the "
         "newest complete checkpoint of output_dir), 'never', or the path of a checkpoint-N folder."
     )

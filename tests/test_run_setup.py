@@ -222,3 +222,20 @@ def test_one_audio_length_limit_the_model_config(checkpoint, tmp_path, monkeypat
     with pytest.raises(NoWork):  # a stricter data filter is the user's choice
         st(["--config", ST_RECIPE], tmp_path, model_name_or_path=str(checkpoint), max_duration=3.0)
     assert seen["max_duration"] == 3.0
+
+
+@pytest.mark.slow
+def test_script_prints_one_line_and_exits_2(tmp_path):
+    """From the shell a set-up error is one line on stderr and exit status 2, no traceback (as argparse does)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "run_finetune_st.py", "--config", ST_RECIPE, "--mixup", "interp", "--resume", "never"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("run_finetune_st.py: error: --mixup 'interp'")
