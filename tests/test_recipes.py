@@ -179,6 +179,19 @@ def test_demo_recipes_train_both_stages(tmp_path):
     assert processor_config.get("max_source_seconds", 30.0) == model_config.get("max_source_seconds", 30.0)
     assert "Command: `python" in (mt_dir / "README.md").read_text()
 
+    # rerunning the finished folder with other settings is refused before any work, nothing relabelled (issue 11)
+    from dtw_align_hf.cli import SetupError
+
+    config_before = (st_dir / "config.json").read_text()
+    with pytest.raises(SetupError, match=r"(?s)alignment\.alignment: 'dtw' -> 'ot'.*alignment\.mixup"):
+        run_stage(
+            run_finetune_st,
+            "recipes/demo/finetune_st.yaml",
+            {**TINY_DATA, "output_dir": str(st_dir), "mt_model_name_or_path": str(mt_dir), "alignment": "ot",
+             "mixup": "discrete"},
+        )  # fmt: skip
+    assert (st_dir / "config.json").read_text() == config_before
+
     # the output folder reloads with the Auto classes and translates speech
     import torch
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
