@@ -194,3 +194,67 @@ def test_seconds_batched_stream_limit_and_coverage(shards):
     )
     ids = [i for batch in loader for i in batch]
     assert sorted(ids) == sorted(f"s{i}" for i in range(200))
+
+
+def test_deprecated_tokenizer_spelling_goes_through_the_processor(tiny_processor):
+    features = _features()
+    legacy = DataCollatorSpeechTranslation(
+        tokenizer=tiny_processor.tokenizer, feature_extractor=tiny_processor.feature_extractor
+    )(features)
+    current = DataCollatorSpeechTranslation(tiny_processor)(features)
+    for key in current:
+        torch.testing.assert_close(legacy[key], current[key], msg=key)
+    with pytest.raises(TypeError, match="processor"):
+        DataCollatorSpeechTranslation()
+
+
+class _Seconds(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, labels=None):
+        return {"loss": ((x * self.w - labels) ** 2).mean()}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_seconds_dataloader_trains_with_the_trainer(tmp_path, streamed):
+    """The `get_train_dataloader` override the run scripts use: a real Trainer trains on it, every batch within the
+    limit, every example once per epoch."""
+    import datasets
+    from transformers import Trainer, TrainingArguments
+
+    from dtw_align_hf.data import seconds_dataloader
+
+    durations = np.random.default_rng(0).uniform(0.5, 4.0, size=40).round(2).tolist()
+    ds = datasets.Dataset.from_dict({"id": list(range(40)), "duration": durations})
+    seen: list[list[int]] = []
+
+    def collate(features):
+        seen.append([f["id"] for f in features])
+        x = torch.tensor([[f["duration"]] for f in features], dtype=torch.float32)
+        return {"x": x, "labels": 2 * x}
+
+    class SecondsTrainer(Trainer):
+        def get_train_dataloader(self):
+            a = self.args
+            return seconds_dataloader(
+                self.train_dataset, self.data_collator, 8.0, seed=a.seed, rank=a.process_index,
+                world_size=a.world_size, accelerator=self.accelerator,
+            )  # fmt: skip
+
+    train = ds.to_iterable_dataset(num_shards=2) if streamed else ds
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], remove_unused_columns=False, disable_tqdm=True,
+        num_train_epochs=2, max_steps=-1 if not streamed else 1000, save_strategy="no", logging_steps=1,
+        learning_rate=0.05,
+    )  # fmt: skip
+    if streamed:  # a stream has no length: stop after two passes
+        n_batches = len(list(SecondsBatchedStream(train, 8.0)))
+        args.max_steps = 2 * n_batches
+    trainer = SecondsTrainer(model=_Seconds(), args=args, train_dataset=train, data_collator=collate)
+    trainer.train()
+    assert all(len(b) * max(durations[i] for i in b) <= 8.0 for b in seen)
+    ids = [i for b in seen for i in b]
+    assert sorted(ids) == sorted(list(range(40)) * 2)
+    assert float(trainer.model.w.detach()) > 0.5  # it trained

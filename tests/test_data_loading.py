@@ -379,3 +379,41 @@ def test_a_corpus_build_cleans_stale_folders(tmp_path):
     )
     assert (out / "train.jsonl").exists() and not stale.exists()
     assert np.isfinite(sf.read(out / "audio" / "train" / "utt-train-00001.flac")[0]).all()
+
+
+def test_covost2_column_flags_and_error(tmp_path):
+    folder = tmp_path / "de_en"
+    folder.mkdir()
+    _covost_parquet(folder / "train-00000-of-00001.parquet", _covost_rows())
+    args = DataArguments(
+        dataset="covost2",
+        dataset_config="de_en",
+        data_dir=str(tmp_path),
+        transcript_column="translation",  # swapped on purpose: the flags reach the loader
+        translation_column="sentence",
+        eval_split=None,
+        test_split=None,
+    )
+    splits, _ = load_splits(args, text_only=True)
+    first = next(iter(splits["train"]))
+    assert (first["transcript"], first["translation"]) == ("that is good", "das ist gut")
+    bad = _covost_parquet(tmp_path / "bad.parquet", _covost_rows(), drop="translation")
+    with pytest.raises(MissingColumnError, match="--translation_column"):
+        load_covost2("de_en", "train", data_files=bad)
+
+
+def test_text_train_files_next_to_a_covost2_stream(tmp_path, no_audio):
+    (tmp_path / "de_en").mkdir()
+    _covost_parquet(tmp_path / "de_en" / "train-00000-of-00001.parquet", _covost_rows())
+    (tmp_path / "x.tsv").write_text("src\ttgt\nein\tone\n", encoding="utf-8")
+    args = DataArguments(
+        dataset="covost2",
+        dataset_config="de_en",
+        data_dir=str(tmp_path),
+        text_train_files=[str(tmp_path / "x.tsv")],
+        eval_split=None,
+        test_split=None,
+    )
+    splits, counters = load_splits(args, text_only=True)
+    assert [e["translation"] for e in splits["train"]] == ["that is good", "hello world", "a dog", "one"]
+    assert counters["train"].counts == {"empty_transcript": 1}

@@ -165,3 +165,95 @@ def test_resume_after_sigkill_of_a_real_process(tmp_path, tiny_parts):
     b = load_file(str(killed / "model.safetensors"))
     for name, value in a.items():
         torch.testing.assert_close(b[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+STREAM_COVERAGE_SCRIPT = r"""
+import json, sys
+import torch
+from transformers import Trainer, TrainingArguments
+from dtw_align_hf.data import DataArguments, load_splits
+
+data_dir, out_file, output_dir = sys.argv[1:4]
+args = TrainingArguments(
+    output_dir=output_dir, use_cpu=True, per_device_train_batch_size=2, max_steps=100, report_to=[],
+    remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+)
+data_args = DataArguments(
+    dataset="covost2", dataset_config="de_en", data_dir=data_dir, eval_split=None, test_split=None,
+    min_duration=None, max_duration=None,
+)
+splits, _ = load_splits(data_args, training_args=args)
+trainer = Trainer(
+    model=torch.nn.Linear(1, 1), args=args, train_dataset=splits["train"],
+    data_collator=lambda features: {"ids": [f["id"] for f in features]},
+)
+epochs = []
+for epoch in range(2):
+    loader = trainer.get_train_dataloader()
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    epochs.append([i for batch in loader for i in batch["ids"]])
+json.dump({"rank": args.process_index, "world_size": args.world_size, "epochs": epochs}, open(out_file, "w"))
+"""
+
+
+@pytest.mark.slow  # two fresh interpreters with the Trainer under gloo: ~30-60 s on 2 cores
+@pytest.mark.parametrize("num_files", [1, 2])
+def test_two_process_stream_covers_every_example_once_per_epoch(tmp_path, num_files):
+    """Issue 10 bug 1: a streamed training split under 2-process DDP (the Trainer's own DataLoader, accelerate's
+    sharding) yields every example exactly once per epoch across the processes, not 1/W of them."""
+    from tests.test_data import _covost_parquet, wav_bytes
+
+    rows = [
+        {
+            "client_id": "s",
+            "file": f"clip_{i}.wav",
+            "audio": {"bytes": wav_bytes(0.2 + 0.01 * i), "path": f"clip_{i}.wav"},
+            "sentence": f"satz {i}",
+            "translation": f"sentence {i}",
+            "id": f"clip_{i}",
+        }
+        for i in range(16)
+    ]
+    folder = tmp_path / "data" / "de_en"
+    folder.mkdir(parents=True)
+    per_file = 16 // num_files
+    for k in range(num_files):
+        _covost_parquet(folder / f"train-{k:05d}-of-{num_files:05d}.parquet", rows[k * per_file : (k + 1) * per_file])
+    script = tmp_path / "coverage.py"
+    script.write_text(STREAM_COVERAGE_SCRIPT)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "ACCELERATE_USE_CPU": "true",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "WORLD_SIZE": "2",
+        "PYTHONPATH": str(REPO),
+    }
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(tmp_path / "data"),
+                str(tmp_path / f"rank{r}.json"),
+                str(tmp_path / "out"),
+            ],
+            env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["world_size"] for r in results] == [2, 2]
+    everything = sorted(f"clip_{i}" for i in range(16))
+    for epoch in range(2):
+        seen = results[0]["epochs"][epoch] + results[1]["epochs"][epoch]
+        assert sorted(seen) == everything, (epoch, results)

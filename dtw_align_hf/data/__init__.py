@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     "DataCollatorTextTranslation": "collator",
     "SecondsBatchSampler": "batching",
     "SecondsBatchedStream": "batching",
+    "seconds_dataloader": "batching",
     "load_text_pairs": "text",
     "reference_translations": "text",
     "gather_bad_record_counters": "validation",

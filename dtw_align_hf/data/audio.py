@@ -1,7 +1,7 @@
 """Audio decoding without torchcodec/FFmpeg: soundfile + ``scipy.signal.resample_poly``, explicit options.
 
 ``datasets`` 5.x decodes its ``Audio`` feature with torchcodec, which needs FFmpeg shared libraries and a
-torch-matching build (see ../shared/notes/hf.md section 4). Every loader in this package therefore keeps audio
+torch-matching build (https://github.com/huggingface/datasets/issues/7707). Every loader in this package therefore keeps audio
 undecoded (a path, ``{"bytes", "path"}`` from ``Audio(decode=False)``, or a segment of a longer file) and calls
 :func:`decode_audio`. Formats: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, OPUS, MP3 with soundfile >=
 0.13). Where soundfile cannot read a file and torchcodec is importable, ``datasets``' own decoder is tried as a

@@ -276,6 +276,42 @@ class SecondsBatchedStream(torch.utils.data.IterableDataset):
             yield from flush(buffer)
 
 
+def seconds_dataloader(
+    dataset: Any,
+    collate_fn: Any,
+    max_batch_seconds: float,
+    *,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    accelerator: Any = None,
+) -> torch.utils.data.DataLoader:
+    """A training DataLoader with batches of at most ``max_batch_seconds`` padded seconds (map-style or stream).
+
+    For a trainer's ``get_train_dataloader``::
+
+        return seconds_dataloader(self.train_dataset, self.data_collator, max_batch_seconds, seed=args.seed,
+                                  rank=args.process_index, world_size=args.world_size,
+                                  num_workers=args.dataloader_num_workers, accelerator=self.accelerator)
+
+    Map-style: a :class:`SecondsBatchSampler` (batch count a multiple of ``world_size``), prepared by
+    ``accelerator`` (which shards the batches between processes). Stream: a :class:`SecondsBatchedStream` split
+    between processes here, so it is returned unprepared (preparing it would shard it again); the Trainer moves
+    its batches to the device.
+    """
+    import datasets
+
+    common = {"collate_fn": collate_fn, "num_workers": num_workers, "pin_memory": pin_memory}
+    if isinstance(dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
+        batches = SecondsBatchedStream(dataset, max_batch_seconds, seed=seed, rank=rank, world_size=world_size)
+        return torch.utils.data.DataLoader(batches, batch_size=None, **common)
+    sampler = SecondsBatchSampler.from_dataset(dataset, max_batch_seconds, seed=seed, num_replicas=world_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, **common)
+    return accelerator.prepare(loader) if accelerator is not None else loader
+
+
 def length_grouped_sampler(
     dataset: Any = None,
     batch_size: int = 8,
@@ -374,5 +410,6 @@ __all__ = [
     "batches_by_seconds",
     "bucket_by_length",
     "length_grouped_sampler",
+    "seconds_dataloader",
     "sort_by_length_buffered",
 ]

@@ -81,12 +81,35 @@ class DataCollatorSpeechTranslation:
         `ValueError` naming the problem for an empty list or a clip the processor rejects.
     """
 
-    processor: Any
+    processor: Any = None
     return_transcript: bool = True
     label_pad_token_id: int = LABEL_PAD_TOKEN_ID
     audio_key: str = "audio"
     transcript_key: str = "transcript"
     translation_key: str = "translation"
+    # Deprecated spelling (until the run scripts pass the processor): wrapped into a `DTWAlignProcessor`, so the
+    # ids still come from the processor's encode_* and there is no second tokenisation path.
+    tokenizer: Any = None
+    feature_extractor: Any = None
+    sampling_rate: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.processor is not None:
+            return
+        if self.tokenizer is None:
+            raise TypeError(
+                "DataCollatorSpeechTranslation needs the processor: DataCollatorSpeechTranslation(processor)"
+            )
+        from ..processing_dtw_align import DTWAlignProcessor, make_feature_extractor
+
+        logger.warning_once(
+            "DataCollatorSpeechTranslation(tokenizer=..., feature_extractor=...) is deprecated; pass the processor: "
+            "DataCollatorSpeechTranslation(processor)."
+        )
+        extractor = self.feature_extractor
+        if extractor is None:  # plain zero padding, as before
+            extractor = make_feature_extractor(self.sampling_rate or 16000, do_normalize=False)
+        self.processor = DTWAlignProcessor(extractor, self.tokenizer, max_source_seconds=None)
 
     def pad_audio(self, clips: list[np.ndarray]) -> dict[str, torch.Tensor]:
         """Feature extraction + padding of checked clips: the processor's `pad_audio`, the one place audio is padded."""

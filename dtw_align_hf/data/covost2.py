@@ -50,6 +50,12 @@ COVOST2_COLUMNS: dict[str, str] = {
 }
 
 
+_COLUMN_HINT = (
+    "Name them with --audio_column / --transcript_column / --translation_column / --id_column (recipe keys of the "
+    "same names), or column_mapping={field: column} from Python."
+)
+
+
 def parse_covost2_config(config: str) -> tuple[str, str]:
     """``"en_de"`` -> ``("en", "de")``; ``"zh-CN_en"`` -> ``("zh-CN", "en")``."""
     parts = config.split("_")
@@ -181,7 +187,7 @@ def load_covost2(
     if column_names is None:  # a stream without features: peek at the first row
         column_names = list(next(iter(ds.take(1))).keys())
     required = {k: v for k, v in columns.items() if k != "id"}
-    check_columns(column_names, required, dataset_name=name, hint="Map them with column_mapping={field: column}.")
+    check_columns(column_names, required, dataset_name=name, hint=_COLUMN_HINT)
     if columns["id"] not in column_names:
         columns["id"] = "file" if "file" in column_names else columns["id"]
     audio_feature = ds.features.get(columns["audio"]) if ds.features is not None else None
@@ -210,7 +216,7 @@ def _load_text_only(args, kwargs, streaming, columns, src_lang, tgt_lang, counte
     if column_names is None:  # a stream without features: the first row's keys
         column_names = list(next(iter(probe.take(1))).keys())
     required = {k: v for k, v in columns.items() if k in ("transcript", "translation")}
-    check_columns(column_names, required, dataset_name=name, hint="Map them with column_mapping={field: column}.")
+    check_columns(column_names, required, dataset_name=name, hint=_COLUMN_HINT)
     wanted = list(dict.fromkeys((columns["id"], "file", columns["transcript"], columns["translation"])))
     wanted = [c for c in wanted if c in column_names]
     ds = datasets.load_dataset(*args, streaming=streaming, columns=wanted, **kwargs)

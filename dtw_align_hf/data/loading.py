@@ -96,6 +96,9 @@ def _load_covost2(data_args: DataArguments, split: str, role: str, counter, text
     if data_args.data_dir:  # a local copy of the parquet mirror: <data_dir>/<config>/<split>-*.parquet
         data_files = str(Path(data_args.data_dir) / config / f"{split}-*.parquet")
     kwargs = {"cache_dir": data_args.cache_dir} if data_args.cache_dir else {}
+    mapping = {field[: -len("_column")]: name for field, name in data_args.column_names().items() if name}
+    if mapping:
+        kwargs["column_mapping"] = mapping
     return load_covost2(
         config,
         split,

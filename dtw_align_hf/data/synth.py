@@ -15,7 +15,7 @@ Definition of the timings (seconds from the start of the audio):
 Words are the whitespace tokens of the text, except that punctuation-only tokens ("-", "...") are not spoken
 and are glued to the previous word, so ``" ".join(words) == " ".join(text.split())``.
 
-Two pitfalls handled here (found while writing /work/shared/notes/offline.md):
+Two pitfalls handled here:
 
 1. multi-word dictionary entries ("on the", "of the" in English) produce ONE word event for two words: a
    zero-width space after every space breaks the match without changing the speech;
