@@ -26,7 +26,7 @@ from typing import Any
 from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
 
 from dtw_align_hf.cli import SetupError
-from dtw_align_hf.data import DataArguments, DataCollatorTextTranslation, load_splits
+from dtw_align_hf.data import DataArguments, DataCollatorTextTranslation, is_streamed, load_splits
 from dtw_align_hf.run_utils import (
     card_info_base,
     check_paths,
@@ -106,7 +106,11 @@ def build_tokenizer_and_processor(
     else:
         if train_dataset is None:
             raise ValueError("No training split to train the sentencepiece model on; pass --tokenizer_name_or_path.")
-        texts = [*train_dataset["transcript"], *train_dataset["translation"]]
+        if is_streamed(train_dataset):  # CoVoST 2 text-only is a stream: read it once (text only, no audio)
+            rows = list(train_dataset)
+            texts = [str(r["transcript"]) for r in rows] + [str(r["translation"]) for r in rows]
+        else:
+            texts = [*train_dataset["transcript"], *train_dataset["translation"]]
         tokenizer = train_sentencepiece(
             texts,
             model_args.vocab_size,

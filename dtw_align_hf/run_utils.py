@@ -210,6 +210,10 @@ def prepare_output_dir(training_args, settings: dict[str, Any]) -> str | None:
             marker.write_text(json.dumps(settings, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
     resume_from = _resolve_resume(resume, complete, partial, settings, overwrite)
+    if resume_from is None and training_args.should_save:  # a fresh start: earlier skip counts are not this run's
+        from .data.validation import clear_bad_record_spool
+
+        clear_bad_record_spool(out / "_bad_records")
     if resume_from is not None:
         step = checkpoint_step(resume_from)
         if training_args.max_steps and training_args.max_steps > 0 and step >= training_args.max_steps:
@@ -277,7 +281,19 @@ def train_and_save(trainer, processor, training_args, resume_from: str | None, t
 # ---- the end of a run: test set, results, card, push (steps 7-8) ----
 
 
-def evaluate_test_set(trainer, test_dataset, tokenizer, counter=None) -> dict[str, Any]:
+def _text_only_test_split(data_args):
+    """The test split read again with its text columns only (no audio decoded), for the references of a stream."""
+    from .data.loading import load_splits
+
+    try:
+        text_args = dataclasses.replace(data_args, train_split=None, eval_split=None, train_file=None, eval_file=None)
+        return load_splits(text_args, text_only=True)[0].get("test")
+    except (ValueError, OSError) as err:  # fall back to the labels that travelled with the batches
+        logger.warning(f"Could not read the test references text-only ({err}); scoring against the labels.")
+        return None
+
+
+def evaluate_test_set(trainer, test_dataset, tokenizer, counter=None, references_from=None) -> dict[str, Any]:
     """Generate on the test set (with the run's generation settings) and score with sacrebleu.
 
     The references are read from the text columns (`data.reference_translations`: no audio is decoded again), less
@@ -298,8 +314,9 @@ def evaluate_test_set(trainer, test_dataset, tokenizer, counter=None) -> dict[st
     if counter is not None:
         gather_bad_record_counters({"test": counter})  # every rank: skips made in workers and other processes
     refs = []
-    if not is_streamed(test_dataset) or "audio" not in (test_dataset.column_names or ["audio"]):
-        refs = reference_translations(test_dataset, counter)
+    source = references_from if references_from is not None else test_dataset
+    if not is_streamed(source) or "audio" not in (source.column_names or ["audio"]):
+        refs = reference_translations(source, counter)
     if len(refs) != len(hyps):
         # A stream has no random access, or some test utterances were dropped as bad samples: score against the
         # references that travelled with the batches (detokenised labels, as fairseq's scorer does).
@@ -380,7 +397,10 @@ def finish_run(
         if train_losses:
             results["train"].update({"first_loss": train_losses[0], "final_loss": train_losses[-1]})
     if "test" in splits and getattr(training_args, "do_predict", True):
-        scores = evaluate_test_set(trainer, splits["test"], tokenizer, counters.get("test"))
+        references = None
+        if is_streamed(splits["test"]):  # a stream with audio: its references come from a text-only read
+            references = _text_only_test_split(data_args)
+        scores = evaluate_test_set(trainer, splits["test"], tokenizer, counters.get("test"), references)
         hyps, refs = scores.pop("hypotheses"), scores.pop("references")
         results["test"] = scores
         if trainer.is_world_process_zero():
@@ -401,6 +421,9 @@ def finish_run(
     skipped, skipped_kinds = _skip_summary(counters)
     results["skipped"] = skipped
     results["skipped_by_kind"] = skipped_kinds
+    collator = getattr(trainer, "data_collator", None)
+    if getattr(collator, "skipped_batches", None) is not None:
+        results["skipped_batches"] = int(collator.skipped_batches)  # training batches with no usable example
     results["wall_time_seconds"] = round(time.time() - started, 1)
     results["world_size"] = training_args.world_size
     results["paths"] = paths

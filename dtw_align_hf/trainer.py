@@ -322,29 +322,14 @@ class DTWAlignTrainer(Seq2SeqTrainer):
             )
         if not self.max_batch_seconds or self.train_dataset is None:
             return super().get_train_dataloader()
-        from torch.utils.data import DataLoader
+        from .data.batching import seconds_dataloader
 
-        from .data.batching import SecondsBatchedStream, SecondsBatchSampler
-
-        common = {
-            "collate_fn": self.data_collator,
-            "num_workers": self.args.dataloader_num_workers,
-            "pin_memory": self.args.dataloader_pin_memory,
-        }
-        if isinstance(self.train_dataset, torch.utils.data.IterableDataset):
-            stream = SecondsBatchedStream(
-                self.train_dataset,
-                self.max_batch_seconds,
-                seed=self.args.seed,
-                rank=self.args.process_index,
-                world_size=self.args.world_size,
-            )
-            # not passed through accelerator.prepare: the stream is split between processes already
-            return DataLoader(stream, batch_size=None, **common)
-        sampler = SecondsBatchSampler.from_dataset(
-            self.train_dataset, self.max_batch_seconds, seed=self.args.seed, num_replicas=self.args.world_size
-        )
-        return self.accelerator.prepare(DataLoader(self.train_dataset, batch_sampler=sampler, **common))
+        a = self.args
+        return seconds_dataloader(
+            self.train_dataset, self.data_collator, self.max_batch_seconds, seed=a.seed, rank=a.process_index,
+            world_size=a.world_size, num_workers=a.dataloader_num_workers, pin_memory=a.dataloader_pin_memory,
+            accelerator=self.accelerator,
+        )  # fmt: skip
 
     def _with_role(self, role: str, make):
         """Build a dataloader whose collator reports bad samples to `role`'s counter (`BadSampleFilter.for_role`)."""
