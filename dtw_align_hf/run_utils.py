@@ -39,6 +39,8 @@ logger = logging.get_logger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # files a finished or interrupted run writes at the top of output_dir: the "trained content" a settings check protects
 _WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+# settings that do not change what is trained: the DTW kernel (every backend gives the torch path) and timing
+_SETTINGS_IGNORED = {"alignment_backend", "alignment_timing"}
 # data settings that change what is trained on; the others (evaluation splits, caches, local roots) may change
 _DATA_SETTINGS_IGNORED = {
     "recipe",
@@ -117,14 +119,14 @@ def run_settings(script: str, **groups: Any) -> dict[str, Any]:
     """The settings that decide what a run trains, as stored with each checkpoint: `{"script", "settings"}`.
 
     `groups` maps a name ("model", "data", "alignment") to an argument dataclass (or a dict). Data settings that
-    only concern evaluation or local paths are left out, so a resume on another machine or with another test split
-    is accepted.
+    only concern evaluation or local paths are left out, and so are the alignment backend and timing (the same
+    path on every backend), so a resume on another machine, with another kernel or another test split is accepted.
     """
     settings: dict[str, Any] = {}
     for group, obj in groups.items():
         values = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(obj or {})
         for key, value in values.items():
-            if group == "data" and key in _DATA_SETTINGS_IGNORED:
+            if group == "data" and key in _DATA_SETTINGS_IGNORED or key in _SETTINGS_IGNORED:
                 continue
             settings[f"{group}.{key}"] = json.loads(json.dumps(value, default=str))
     return {"script": script, "settings": settings}

@@ -160,6 +160,8 @@ def test_run_settings_leave_out_evaluation_only_data_options():
     data = run_finetune_st.DataArguments(dataset="demo", test_split="test", eval_split="dev")
     settings = run_settings("s", data=data)["settings"]
     assert "data.dataset" in settings and "data.test_split" not in settings and "data.recipe" not in settings
+    align = run_settings("s", alignment=run_finetune_st.DTWAlignArguments(alignment="dtw", alignment_backend="numba"))
+    assert align["settings"]["alignment.alignment"] == "dtw" and "alignment.alignment_backend" not in align["settings"]
 
 
 # ---- settings on a complete checkpoint (issue 10, bug 3) and the audio-length limit (bug 6) ----
