@@ -8,36 +8,48 @@
     python run_finetune_st.py --config recipes/demo/finetune_st.yaml
 
 Every DTW-Align setting is an argument with the `DTWAlignConfig` field name (`--alignment ot`, `--mixup discrete`,
-`--kl_weight 2`, `--preset cmot`, ...); unset ones keep the config's (or the preset's) default. A rerun with the
-same `--output_dir` resumes from the newest checkpoint (`--resume auto`). The run ends with a test-set evaluation
-(BLEU, chrF with sacrebleu signatures, alignment accuracy when reference word timings exist), `results.json`,
-`test_hypotheses.txt` / `test_references.txt` (for tools/compare_systems.py) and a model card (README.md).
+`--kl_weight 2`, `--preset cmot`, ...); unset ones keep the config's (or the preset's) default. On a complete
+checkpoint (`--model_name_or_path`) they go through `update_dtw_align` (presets expand; architecture fields such as
+`--adapter_num_layers` are refused). A rerun with the same `--output_dir` resumes from the newest complete
+checkpoint (`--resume auto`) if its settings match. The run ends with a test-set evaluation (BLEU, chrF with
+sacrebleu signatures, alignment accuracy when reference word timings exist, alignment plots always),
+`results.json`, `test_hypotheses.txt` / `test_references.txt` (for tools/compare_systems.py) and a model card.
+
+The audio-length limit has one source: the model config's `max_source_seconds` (`--max_source_seconds`, kept from
+a checkpoint otherwise). The processor is set from it, and the data filter `--max_duration` never exceeds it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from transformers import HfArgumentParser, set_seed
+from transformers.utils import logging
 
-from dtw_align_hf.cli import (
-    BadSampleFilter,
-    DataArguments,
+from dtw_align_hf import configuration_dtw_align as cfg
+from dtw_align_hf.cli import SetupError, check_nested_config
+from dtw_align_hf.data import BadSampleFilter, DataArguments, DataCollatorSpeechTranslation, load_splits
+from dtw_align_hf.run_utils import (
+    card_info_base,
+    check_paths,
     finish_run,
     is_streamed,
-    load_splits,
-    parse_args_and_config,
-    print_run_summary,
-    resolve_resume,
+    prepare_output_dir,
+    run_main,
+    run_settings,
     setup_logging,
+    train_and_save,
 )
 from dtw_align_hf.trainer import DTWAlignTrainer, DTWAlignTrainingArguments, make_compute_metrics
+
+
+logger = logging.get_logger("run_finetune_st")
 
 
 @dataclass
@@ -91,21 +103,67 @@ class ModelArguments:
         default=None, metadata={"help": "Hub revision (branch, tag, commit) of the pretrained parts."}
     )
 
+    def __post_init__(self):
+        if self.speech_encoder_config is not None:  # a typo inside it would silently build a default-sized encoder
+            self.speech_encoder_config = check_nested_config("speech_encoder_config", self.speech_encoder_config)
+
+
+def _choices(names: tuple[str, ...]) -> str:
+    return " | ".join(names)
+
+
+# choice fields -> the allowed names, defined once in configuration_dtw_align (help texts and checks use them)
+CHOICES = {
+    "preset": cfg.PRESETS,
+    "alignment": cfg.ALIGNMENTS,
+    "alignment_backend": cfg.ALIGNMENT_BACKENDS,
+    "mixup": cfg.MIXUPS,
+    "mixup_level": cfg.MIXUP_LEVELS,
+    "mix_position": cfg.MIX_POSITIONS,
+    "mixup_ratio_schedule": cfg.MIXUP_RATIO_SCHEDULES,
+    "adapter_activation": cfg.ADAPTER_ACTIVATIONS,
+    "alignment_normalization": cfg.SIMILARITY_NORMALIZATIONS,
+    "speech_positions": cfg.SPEECH_POSITIONS,
+}
+# fields that change the module structure: refused on a complete checkpoint (its weights have another shape)
+ARCHITECTURE_FIELDS = ("adapter_num_layers", "adapter_kernel_size", "adapter_stride", "adapter_hidden_size",
+                       "adapter_activation", "adapter_layer_norm")  # fmt: skip
+
 
 @dataclass
 class DTWAlignArguments:
     """DTW-Align settings: the same names as `DTWAlignConfig` (see its docstring). None keeps the config default."""
 
-    preset: str | None = field(default=None, metadata={"help": "'dtw_align' or 'cmot' (CMOT's released recipe)."})
-    alignment: str | None = field(default=None, metadata={"help": "dtw | ot (= cmot) | cmot | nn | uniform | none"})
-    alignment_backend: str | None = field(default=None, metadata={"help": "auto | torch | numba | triton"})
-    alignment_window: int | None = field(default=None, metadata={"help": "CMOT window half-width (tokens)."})
+    preset: str | None = field(default=None, metadata={"help": f"{_choices(cfg.PRESETS)} (cmot: CMOT's recipe)."})
+    alignment: str | None = field(
+        default=None, metadata={"help": f"{_choices(cfg.ALIGNMENTS)} (ot is an alias of cmot)."}
+    )
+    alignment_backend: str | None = field(default=None, metadata={"help": _choices(cfg.ALIGNMENT_BACKENDS)})
+    alignment_window: int | None = field(default=None, metadata={"help": "CMOT window half-width (tokens, >= 0)."})
     alignment_strict: bool | None = field(default=None, metadata={"help": "Raise on unalignable samples."})
-    mixup: str | None = field(default=None, metadata={"help": "interpolation | discrete | none"})
-    mixup_level: str | None = field(default=None, metadata={"help": "token | frame"})
-    mix_position: str | None = field(default=None, metadata={"help": "encoder_input | encoder_output"})
+    alignment_normalization: str | None = field(
+        default=None, metadata={"help": f"{_choices(cfg.SIMILARITY_NORMALIZATIONS)}: hub-token correction before DTW."}
+    )
+    alignment_diagonal_prior: float | None = field(
+        default=None, metadata={"help": "Weight (>= 0) of the length-proportional diagonal prior inside DTW (0)."}
+    )
+    alignment_timing: bool | None = field(
+        default=None, metadata={"help": "Time each alignment (syncs the device; logs align/seconds)."}
+    )
+    speech_positions: str | None = field(
+        default=None,
+        metadata={
+            "help": f"{_choices(cfg.SPEECH_POSITIONS)}: positions the text encoder adds to speech (cmot: none)."
+        },
+    )
+    mask_aligned_speech: bool | None = field(
+        default=None, metadata={"help": "SpecAugment on the speech that is aligned (CMOT: no)."}
+    )
+    mixup: str | None = field(default=None, metadata={"help": _choices(cfg.MIXUPS)})
+    mixup_level: str | None = field(default=None, metadata={"help": _choices(cfg.MIXUP_LEVELS)})
+    mix_position: str | None = field(default=None, metadata={"help": _choices(cfg.MIX_POSITIONS)})
     mixup_ratio: float | None = field(default=None, metadata={"help": "Text weight lam (constant schedule)."})
-    mixup_ratio_schedule: str | None = field(default=None, metadata={"help": "constant | uniform | beta | linear"})
+    mixup_ratio_schedule: str | None = field(default=None, metadata={"help": _choices(cfg.MIXUP_RATIO_SCHEDULES)})
     mixup_ratio_min: float | None = field(default=None, metadata={"help": "Lower end of lam."})
     mixup_ratio_max: float | None = field(default=None, metadata={"help": "Upper end of lam."})
     mixup_beta_alpha: float | None = field(default=None, metadata={"help": "Beta concentration (beta schedule)."})
@@ -121,9 +179,34 @@ class DTWAlignArguments:
     adapter_kernel_size: int | None = field(default=None, metadata={"help": "Kernel of each convolution (5)."})
     adapter_stride: int | None = field(default=None, metadata={"help": "Stride of each convolution (2)."})
     adapter_hidden_size: int | None = field(default=None, metadata={"help": "Convolution channels (1024)."})
-    adapter_activation: str | None = field(default=None, metadata={"help": "glu | gelu"})
+    adapter_activation: str | None = field(default=None, metadata={"help": _choices(cfg.ADAPTER_ACTIVATIONS)})
     adapter_layer_norm: bool | None = field(default=None, metadata={"help": "LayerNorm on the adapter output."})
-    max_source_seconds: float | None = field(default=None, metadata={"help": "Reject longer audio (30 s)."})
+    max_source_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "The model's audio-length guard (30 s): longer audio is rejected by the processor, and the data "
+            "filter --max_duration never exceeds it."
+        },
+    )
+
+    def __post_init__(self):
+        for name, allowed in CHOICES.items():
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                import difflib
+
+                close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.5)
+                hint = f" Did you mean --{name} {close[0]}?" if close else ""
+                raise SetupError(f"--{name} {value!r} is not one of {', '.join(allowed)}.{hint}")
+        for name in ("alignment_window", "adapter_num_layers", "adapter_kernel_size", "adapter_stride"):
+            value = getattr(self, name)
+            if value is not None and value < (0 if name == "alignment_window" else 1):
+                raise SetupError(f"--{name} {value} must be {'>= 0' if name == 'alignment_window' else '>= 1'}.")
+        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "label_smoothing", "max_source_seconds",
+                     "alignment_diagonal_prior"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise SetupError(f"--{name} {value} must be >= 0.")
 
     def overrides(self) -> dict[str, Any]:
         """The fields that were set, as `DTWAlignConfig` keyword arguments."""
@@ -146,9 +229,12 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
     overrides = align_args.overrides()
     if model_args.model_name_or_path:
         model = DTWAlignForSpeechTranslation.from_pretrained(model_args.model_name_or_path)
-        for key, value in overrides.items():
-            setattr(model.config, key, value)
-        model.config.validate_dtw_align()
+        refused = [n for n in ARCHITECTURE_FIELDS if n in overrides and overrides[n] != getattr(model.config, n)]
+        if refused:
+            raise SetupError(_architecture_message(refused, model_args.model_name_or_path))
+        overrides = {k: v for k, v in overrides.items() if k not in ARCHITECTURE_FIELDS}  # equal values: no change
+        # the one way to change settings on a built model: presets expand, choices are validated
+        (model if hasattr(model, "update_dtw_align") else model.config).update_dtw_align(**overrides)
     else:
         if not model_args.mt_model_name_or_path:
             raise ValueError("Give --mt_model_name_or_path (the stage-1 output) or --model_name_or_path.")
@@ -179,6 +265,67 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
     if model_args.lora_r > 0:
         model = _add_lora(model, model_args)
     return model
+
+
+def _architecture_message(refused: list[str], path: str) -> str:
+    given = " ".join(f"--{name}" for name in refused)
+    return (
+        f"{given} would change the architecture of the complete checkpoint {path!r} (its weights have another "
+        "shape). Drop them to fine-tune that model, or build a new one from its parts (--speech_encoder_name_or_path "
+        "and --mt_model_name_or_path) with the architecture you want."
+    )
+
+
+def _checkpoint_config(model_args: ModelArguments):
+    """The config of `--model_name_or_path` (no weights are read)."""
+    from dtw_align_hf import DTWAlignConfig
+
+    hub = {"revision": model_args.model_revision} if model_args.model_revision else {}
+    return DTWAlignConfig.from_pretrained(model_args.model_name_or_path, **hub)
+
+
+def model_max_source_seconds(model_args: ModelArguments, align_args: DTWAlignArguments) -> float | None:
+    """The model's audio-length guard before the model is built: the argument, the checkpoint's, or the default."""
+    if align_args.max_source_seconds is not None:
+        return align_args.max_source_seconds
+    if model_args.model_name_or_path:
+        return _checkpoint_config(model_args).source_limit_seconds
+    from dtw_align_hf import DTWAlignConfig
+
+    return next(f.default for f in dataclasses.fields(DTWAlignConfig) if f.name == "max_source_seconds")
+
+
+def check_setup(model_args: ModelArguments, data_args: DataArguments, align_args: DTWAlignArguments) -> None:
+    """Every set-up mistake that can be found without data or weights, each a `SetupError` naming the fix."""
+    if not model_args.model_name_or_path:
+        if not model_args.mt_model_name_or_path:
+            raise SetupError(
+                "Give --mt_model_name_or_path (the stage-1 output folder of run_pretrain_mt.py) or "
+                "--model_name_or_path (a complete DTW-Align checkpoint)."
+            )
+        if not model_args.speech_encoder_name_or_path and model_args.speech_encoder_config is None:
+            raise SetupError(
+                "Give --speech_encoder_name_or_path (e.g. facebook/hubert-base-ls960) or --speech_encoder_config."
+            )
+        check_paths(
+            {"mt_model_name_or_path": "run stage 1 first (run_pretrain_mt.py writes it), or fix the path"},
+            mt_model_name_or_path=model_args.mt_model_name_or_path,
+            speech_encoder_name_or_path=model_args.speech_encoder_name_or_path,
+        )
+    else:  # the parts are not read: only the checkpoint is
+        check_paths(model_name_or_path=model_args.model_name_or_path)
+        stored = _checkpoint_config(model_args)
+        refused = [
+            name
+            for name in ARCHITECTURE_FIELDS
+            if getattr(align_args, name) is not None and getattr(align_args, name) != getattr(stored, name, None)
+        ]
+        if refused:
+            raise SetupError(_architecture_message(refused, model_args.model_name_or_path))
+    check_paths(
+        processor_name_or_path=model_args.processor_name_or_path,
+        files={"train_file": data_args.train_file, "eval_file": data_args.eval_file, "test_file": data_args.test_file},
+    )
 
 
 def _random_speech_encoder(config: str | dict, training_args) -> str:
@@ -216,40 +363,6 @@ def _add_lora(model, model_args: ModelArguments):
     return model
 
 
-class SpeechTranslationCollator:
-    """Checks audio with the processor, encodes text with the processor's conventions, pads with the data package.
-
-    The processor rejects bad audio (empty, NaN, stereo, too long) with a `ValueError` that `BadSampleFilter` turns
-    into a skipped, counted sample; transcripts and translations are encoded exactly as at inference
-    (`encode_transcripts` / `encode_translations`: target-language token and `</s>`), and
-    `DataCollatorSpeechTranslation` pads everything (labels with -100).
-    """
-
-    def __init__(self, processor):
-        from dtw_align_hf.data import DataCollatorSpeechTranslation
-
-        self.processor = processor
-        self.pad = DataCollatorSpeechTranslation(
-            tokenizer=processor.tokenizer,
-            feature_extractor=processor.feature_extractor,
-            sampling_rate=processor.sampling_rate,
-        )
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        processor, ready = self.processor, []
-        for f in features:
-            audio = processor.check_audio(f["audio"], f.get("sampling_rate", processor.sampling_rate))[0]
-            ready.append(
-                {
-                    "id": f.get("id"),
-                    "audio": audio,
-                    "input_ids": processor.encode_transcripts(f["transcript"])[0],
-                    "labels": processor.encode_translations(f["translation"])[0],
-                }
-            )
-        return self.pad(ready)
-
-
 def main(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -259,24 +372,32 @@ def main(
     """Run stage 2 and return the test-set results (also written to `output_dir/results.json`)."""
     from dtw_align_hf import DTWAlignProcessor
 
-    # 1. logging per rank
+    # 1. logging per rank; set-up checks before any work
     setup_logging(training_args)
     started = time.time()
+    check_setup(model_args, data_args, align_args)
+    limit = model_max_source_seconds(model_args, align_args)
+    if limit is not None and (data_args.max_duration is None or data_args.max_duration > limit):
+        logger.info(f"max_duration={data_args.max_duration} -> {limit} s, the model's max_source_seconds.")
+        data_args.max_duration = limit  # longer clips would be rejected by the processor anyway
 
-    # 2. seed + last checkpoint
+    # 2. seed + output folder (guard, run settings, resume)
     set_seed(training_args.seed)
-    resume_from = resolve_resume(training_args)
+    settings = run_settings("run_finetune_st", model=model_args, alignment=align_args, data=data_args)
+    resume_from = prepare_output_dir(training_args, settings)
 
     # 3. data (bad samples are skipped and counted by the loaders and the collator filter)
-    splits, counters = load_splits(data_args, decode_audio=True, training_args=training_args)
+    splits, counters = load_splits(data_args, training_args=training_args)
 
-    # 4. processor + model
+    # 4. processor + model; the processor's length limit is the model's (one source)
     processor_path = (
         model_args.processor_name_or_path or model_args.model_name_or_path or model_args.mt_model_name_or_path
     )
     processor = DTWAlignProcessor.from_pretrained(processor_path)
     model = build_model(model_args, align_args, training_args)
-    collator = BadSampleFilter(SpeechTranslationCollator(processor), counters)
+    config = _unwrap(model).config
+    processor.max_source_seconds = getattr(config, "source_limit_seconds", None) or config.max_source_seconds
+    collator = BadSampleFilter(DataCollatorSpeechTranslation(processor), counters)
 
     # 5. trainer
     tokenizer = processor.tokenizer
@@ -289,60 +410,51 @@ def main(
         processing_class=processor,
         compute_metrics=make_compute_metrics(tokenizer),
         card_info=card_info(model_args, data_args, training_args, stage="finetune_st"),
+        max_batch_seconds=data_args.max_batch_seconds,
     )
+    trainer.run_settings = settings
 
-    # 6. train (resume)
-    if training_args.do_train and "train" in splits:
-        train_result = trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model()
-        if training_args.should_save:
-            processor.save_pretrained(training_args.output_dir)
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
+    # 6. train (resume), save model + processor + state
+    train_and_save(trainer, processor, training_args, resume_from, splits.get("train"))
 
-    # 7. test-set evaluation (+ alignment accuracy where reference timings exist) -> results JSON;  8. card / push
+    # 7. test-set evaluation (+ alignment accuracy where reference timings exist, plots always) -> results JSON
+    # 8. card / push
     def alignment_evaluation(trainer) -> dict[str, Any] | None:
-        from dtw_align_hf.evaluation import evaluate_alignment, reference_timings_for
+        from dtw_align_hf.evaluation import evaluate_alignment, plot_alignments, reference_timings_for
 
-        if "test" not in splits or not trainer.is_world_process_zero() or is_streamed(splits["test"]):
+        if "test" not in splits or not trainer.is_world_process_zero():
             return None
         if getattr(trainer, "is_fsdp_enabled", False):  # sharded parameters: run tools/eval_alignment.py afterwards
             return None
+        model = _unwrap(trainer.accelerator.unwrap_model(trainer.model))
+        plot_dir = Path(training_args.output_dir) / "alignment_plots"
         timings = reference_timings_for(data_args)
-        if not timings:
-            return None
-        return evaluate_alignment(
-            trainer.accelerator.unwrap_model(trainer.model),
-            processor,
-            splits["test"],
-            timings,
-            plot_dir=Path(training_args.output_dir) / "alignment_plots",
-        )
+        if not timings or is_streamed(splits["test"]):  # no word timings (manifests, MuST-C, CoVoST 2): plots only
+            return plot_alignments(model, processor, splits["test"], plot_dir)
+        return evaluate_alignment(model, processor, splits["test"], timings, plot_dir=plot_dir)
 
     return finish_run(
         trainer, splits, data_args, training_args, tokenizer, counters, started, "finetune_st", alignment_evaluation
     )
 
 
+def _unwrap(model):
+    """The DTW-Align model under a PEFT wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def card_info(model_args: ModelArguments, data_args: DataArguments, training_args, stage: str) -> dict[str, Any]:
     return {
-        "stage": stage,
-        "dataset": data_args.dataset,
-        "dataset_config": data_args.dataset_config,
-        "languages": [data_args.src_lang, data_args.tgt_lang],
-        "recipe": data_args.recipe,
-        "command": " ".join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+        **card_info_base(data_args, training_args, stage),
         "base_models": [
             model_args.model_name_or_path,
-            model_args.speech_encoder_name_or_path or "a randomly initialised speech encoder (speech_encoder_config)",
+            model_args.speech_encoder_name_or_path
+            or (None if model_args.model_name_or_path else "a randomly initialised speech encoder"),
             model_args.mt_model_name_or_path,
         ],
-        "test_split": data_args.test_split,
         "train_hours": data_args.train_hours,
     }
 
 
 if __name__ == "__main__":
-    results = main(*parse_args_and_config(make_parser()))
-    print(print_run_summary(results, "run_finetune_st"))
+    run_main(main, make_parser())

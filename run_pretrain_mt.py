@@ -25,16 +25,22 @@ from typing import Any
 
 from transformers import GenerationConfig, HfArgumentParser, M2M100Config, M2M100ForConditionalGeneration, set_seed
 
-from dtw_align_hf.cli import (
-    DataArguments,
+from dtw_align_hf.cli import SetupError
+from dtw_align_hf.data import DataArguments, DataCollatorTextTranslation, is_streamed, load_splits
+from dtw_align_hf.run_utils import (
+    card_info_base,
+    check_paths,
     finish_run,
-    load_splits,
-    parse_args_and_config,
-    print_run_summary,
-    resolve_resume,
+    prepare_output_dir,
+    run_main,
+    run_settings,
     setup_logging,
+    train_and_save,
 )
 from dtw_align_hf.trainer import DTWAlignTrainer, DTWAlignTrainingArguments, make_compute_metrics
+
+
+SPM_MODEL_TYPES = ("unigram", "bpe")
 
 
 @dataclass
@@ -48,7 +54,7 @@ class ModelArguments:
         default=None, metadata={"help": "Reuse a tokenizer folder (or a stage-1 output) instead of training one."}
     )
     vocab_size: int = field(default=10000, metadata={"help": "Joint sentencepiece vocabulary (10k, CMOT)."})
-    spm_model_type: str = field(default="unigram", metadata={"help": "unigram (CMOT) | bpe"})
+    spm_model_type: str = field(default="unigram", metadata={"help": " | ".join(SPM_MODEL_TYPES) + " (CMOT: unigram)"})
     spm_hard_vocab_limit: bool = field(
         default=True, metadata={"help": "False lets tiny corpora end below vocab_size instead of failing."}
     )
@@ -65,6 +71,13 @@ class ModelArguments:
     layerdrop: float = field(default=0.0, metadata={"help": "Encoder/decoder LayerDrop (0: DDP-safe)."})
     max_source_length: int = field(default=256, metadata={"help": "Transcripts are cut to this many tokens."})
     max_target_length: int = field(default=256, metadata={"help": "Translations are cut to this many tokens."})
+
+    def __post_init__(self):
+        if self.spm_model_type not in SPM_MODEL_TYPES:
+            raise SetupError(f"--spm_model_type {self.spm_model_type!r} is not one of {', '.join(SPM_MODEL_TYPES)}.")
+        for name in ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "attention_heads", "ffn_dim"):
+            if getattr(self, name) < 1:
+                raise SetupError(f"--{name} {getattr(self, name)} must be >= 1.")
 
 
 def make_parser() -> HfArgumentParser:
@@ -93,7 +106,11 @@ def build_tokenizer_and_processor(
     else:
         if train_dataset is None:
             raise ValueError("No training split to train the sentencepiece model on; pass --tokenizer_name_or_path.")
-        texts = [*train_dataset["transcript"], *train_dataset["translation"]]
+        if is_streamed(train_dataset):  # CoVoST 2 text-only is a stream: read it once (text only, no audio)
+            rows = list(train_dataset)
+            texts = [str(r["transcript"]) for r in rows] + [str(r["translation"]) for r in rows]
+        else:
+            texts = [*train_dataset["transcript"], *train_dataset["translation"]]
         tokenizer = train_sentencepiece(
             texts,
             model_args.vocab_size,
@@ -102,11 +119,11 @@ def build_tokenizer_and_processor(
             lang_codes=langs,
             hard_vocab_limit=model_args.spm_hard_vocab_limit,
         )
+    # no audio length limit is decided here: stage 2 sets the processor's from its model config (max_source_seconds)
     processor = DTWAlignProcessor(
         feature_extractor=make_feature_extractor(),
         tokenizer=tokenizer,
         tgt_lang=data_args.tgt_lang if model_args.add_lang_tokens else None,
-        max_source_seconds=data_args.max_duration,
     )
     return processor
 
@@ -155,52 +172,31 @@ def build_model(model_args: ModelArguments, processor, training_args) -> M2M100F
     return model
 
 
-class TextCollator:
-    """Stage-1 batches: transcripts -> `input_ids`/`attention_mask`, translations -> `labels` (-100 on padding).
-
-    `decoder_input_ids` (labels shifted right behind `</s>`, fairseq's decoder start) are built here, because with
-    `label_smoothing_factor > 0` the Trainer takes the labels away from the model before its forward.
-    """
-
-    def __init__(self, processor, max_source_length: int, max_target_length: int):
-        self.processor = processor
-        self.max_source_length, self.max_target_length = max_source_length, max_target_length
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        features = [
-            f for f in features if str(f.get("transcript") or "").strip() and str(f.get("translation") or "").strip()
-        ]
-        batch = self.processor(
-            text=[f["transcript"] for f in features], text_target=[f["translation"] for f in features]
-        )
-        labels = batch["labels"][:, : self.max_target_length]
-        tokenizer = self.processor.tokenizer
-        decoder_input_ids = labels.new_full(labels.shape, tokenizer.pad_token_id)
-        decoder_input_ids[:, 1:] = labels[:, :-1]
-        decoder_input_ids[:, 0] = tokenizer.eos_token_id
-        decoder_input_ids = decoder_input_ids.masked_fill(decoder_input_ids == -100, tokenizer.pad_token_id)
-        return {
-            "input_ids": batch["input_ids"][:, : self.max_source_length],
-            "attention_mask": batch["text_attention_mask"][:, : self.max_source_length],
-            "labels": labels,
-            "decoder_input_ids": decoder_input_ids,
-        }
-
-
 def main(
     model_args: ModelArguments, data_args: DataArguments, training_args: DTWAlignTrainingArguments
 ) -> dict[str, Any]:
     """Run stage 1 and return the test-set results (also written to `output_dir/results.json`)."""
-    # 1. logging per rank
+    # 1. logging per rank; set-up checks before any work
     setup_logging(training_args)
     started = time.time()
+    check_paths(
+        mt_model_name_or_path=model_args.mt_model_name_or_path,
+        tokenizer_name_or_path=model_args.tokenizer_name_or_path,
+        files={
+            "train_file": data_args.train_file,
+            "eval_file": data_args.eval_file,
+            "test_file": data_args.test_file,
+            "text_train_files": data_args.text_train_files,
+        },
+    )
 
-    # 2. seed + last checkpoint
+    # 2. seed + output folder (guard, run settings, resume)
     set_seed(training_args.seed)
-    resume_from = resolve_resume(training_args)
+    settings = run_settings("run_pretrain_mt", model=model_args, data=data_args)
+    resume_from = prepare_output_dir(training_args, settings)
 
     # 3. data: text columns only, no audio is decoded
-    splits, counters = load_splits(data_args, decode_audio=False, training_args=training_args)
+    splits, counters = load_splits(data_args, text_only=True, training_args=training_args)
 
     # 4. tokenizer/processor + model (the main process trains the sentencepiece model; the others then load it)
     output_dir = training_args.output_dir
@@ -218,16 +214,13 @@ def main(
         args=training_args,
         train_dataset=splits.get("train"),
         eval_dataset=splits.get("eval"),
-        data_collator=TextCollator(processor, model_args.max_source_length, model_args.max_target_length),
+        data_collator=DataCollatorTextTranslation(
+            processor, model_args.max_source_length, model_args.max_target_length
+        ),
         processing_class=processor.tokenizer,
         compute_metrics=make_compute_metrics(processor.tokenizer),
         card_info={
-            "stage": "pretrain_mt",
-            "dataset": data_args.dataset,
-            "dataset_config": data_args.dataset_config,
-            "languages": [data_args.src_lang, data_args.tgt_lang],
-            "recipe": data_args.recipe,
-            "test_split": data_args.test_split,
+            **card_info_base(data_args, training_args, "pretrain_mt"),
             "architecture": {
                 "d_model": model.config.d_model,
                 "layers": f"{model.config.encoder_layers}+{model.config.decoder_layers}",
@@ -238,20 +231,14 @@ def main(
         },
     )
 
-    # 6. train (resume)
-    if training_args.do_train and "train" in splits:
-        train_result = trainer.train(resume_from_checkpoint=resume_from)
-        trainer.save_model()
-        if training_args.should_save:
-            processor.save_pretrained(output_dir)
-        trainer.log_metrics("train", train_result.metrics)
-        trainer.save_metrics("train", train_result.metrics)
-        trainer.save_state()
+    trainer.run_settings = settings
+
+    # 6. train (resume), save model + processor + state
+    train_and_save(trainer, processor, training_args, resume_from, splits.get("train"))
 
     # 7. test-set evaluation -> results JSON;  8. card / push
     return finish_run(trainer, splits, data_args, training_args, processor.tokenizer, counters, started, "pretrain_mt")
 
 
 if __name__ == "__main__":
-    results = main(*parse_args_and_config(make_parser()))
-    print(print_run_summary(results, "run_pretrain_mt"))
+    run_main(main, make_parser())

@@ -4,7 +4,9 @@
 
 The recipe (YAML or JSON) maps dataclass field names to values. Its keys must be fields of one of the parser's
 dataclasses: an unknown key is an error that names the close matches, so a typo never silently falls back to a
-default. Anything given on the command line wins over the recipe.
+default. Anything given on the command line wins over the recipe. Every mistake found here (an unknown key or flag,
+a value of the wrong type, a YAML syntax error, a typo inside a nested model config) is a `SetupError` that names
+the option and the fix, raised before any data is read or any model is built.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import inspect
 import json
 import os
+import re
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,14 +27,20 @@ import yaml
 from transformers import HfArgumentParser
 from transformers.utils import logging
 
-# Moved to dtw_align_hf.data (arguments.py, loading.py, filtering.py); thin re-exports until the run scripts import
-# them from there.
-from .data.arguments import DATASETS, DataArguments
-from .data.filtering import BadSampleFilter, SafeAudioDecoder
-from .data.loading import is_streamed, load_splits
-
 
 logger = logging.get_logger(__name__)
+
+
+class SetupError(ValueError):
+    """A mistake in the recipe or on the command line, found before any work; the message names the fix.
+
+    The run scripts print it without a traceback (exit status 2, as argparse does).
+    """
+
+
+def _did_you_mean(word: str, known) -> str:
+    close = difflib.get_close_matches(str(word), list(known), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
 
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -40,7 +49,15 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"Recipe file {str(path)!r} does not exist.")
     text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SetupError(f"Recipe {str(path)!r}{where}: YAML syntax error: {problem}. Fix the file.") from err
+    except json.JSONDecodeError as err:
+        raise SetupError(f"Recipe {str(path)!r}, line {err.lineno}: JSON syntax error: {err.msg}.") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -50,20 +67,115 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def _actions_by_dest(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    actions: dict[str, argparse.Action] = {}
+    for action in parser._actions:  # the first one per dest: `--flag`, not its `--no_flag` twin
+        if action.dest not in (argparse.SUPPRESS, "help"):
+            actions.setdefault(action.dest, action)
+    return actions
+
+
+def _type_name(kind) -> str | None:
+    if kind is int:
+        return "an integer"
+    if kind is float:
+        return "a number"
+    if getattr(kind, "__name__", "") == "string_to_bool":
+        return "true or false"
+    return None
+
+
+def _value_ok(kind, value) -> bool:
+    if kind is int:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return True
+        if isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value) is not None
+    if kind is float:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, (int, float)):
+            return True
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+    if getattr(kind, "__name__", "") == "string_to_bool":
+        return isinstance(value, bool) or str(value).lower() in ("yes", "no", "true", "false", "y", "n", "1", "0")
+    return True
+
+
+def check_config_types(config: dict[str, Any], parser: argparse.ArgumentParser, source: str = "recipe") -> None:
+    """Raise a `SetupError` for a value of the wrong type (`per_device_train_batch_size: 8.5`) or not among the
+    choices of its argument. argparse converts command-line strings itself; recipe values bypass it."""
+    actions = _actions_by_dest(parser)
+    for key, value in config.items():
+        action = actions.get(key)
+        if action is None or value is None:
+            continue
+        values = value if isinstance(value, list) and action.nargs in ("+", "*") else [value]
+        expected = _type_name(action.type)
+        for item in values:
+            if expected is not None and not _value_ok(action.type, item):
+                raise SetupError(f"{source}: {key}: {item!r} is not {expected}. Give {key} {expected}.")
+            if action.choices is not None and str(item) not in {str(c) for c in action.choices}:
+                allowed = ", ".join(str(c) for c in action.choices)
+                raise SetupError(
+                    f"{source}: {key}: {item!r} is not one of {allowed}{_did_you_mean(item, map(str, action.choices))}."
+                )
+
+
+def check_nested_config(option: str, config: dict[str, Any] | str, default_model_type: str = "hubert") -> dict:
+    """Check the keys of a nested model config (`speech_encoder_config: {model_type: hubert, ...}`).
+
+    Keys must be fields of the transformers config class of `model_type`; an unknown one (`num_hiden_layers`) is a
+    `SetupError` with the close matches, as for top-level recipe keys, instead of a silently ignored attribute.
+    Returns the config as a dict (a JSON string is parsed).
+    """
+    from transformers import CONFIG_MAPPING
+
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except json.JSONDecodeError as err:
+            raise SetupError(
+                f"--{option}: not valid JSON ({err.msg}); give a mapping, e.g. '{{\"hidden_size\": 64}}'."
+            ) from err
+    if not isinstance(config, dict):
+        raise SetupError(f"{option} must be a mapping of config fields to values, got {type(config).__name__}.")
+    model_type = config.get("model_type", default_model_type)
+    if model_type not in CONFIG_MAPPING:
+        raise SetupError(
+            f"{option}: model_type {model_type!r} is not a transformers model type{_did_you_mean(model_type, CONFIG_MAPPING.keys())}."
+        )
+    cls = CONFIG_MAPPING[model_type]
+    known = (
+        set(cls().to_dict()) | set(inspect.signature(cls.__init__).parameters) | set(getattr(cls, "attribute_map", {}))
+    )
+    if dataclasses.is_dataclass(cls):
+        known |= {f.name for f in dataclasses.fields(cls)}
+    unknown = [key for key in config if key not in known]
+    if unknown:
+        lines = [f"  {key!r}{_did_you_mean(key, known)}" for key in unknown]
+        raise SetupError(f"Unknown key(s) in {option} (fields of {cls.__name__}):\n" + "\n".join(lines))
+    return dict(config)
+
+
 def _known_dests(parser: argparse.ArgumentParser) -> set[str]:
     return {action.dest for action in parser._actions if action.dest not in (argparse.SUPPRESS, "help")}
 
 
 def check_config_keys(config: dict[str, Any], parser: argparse.ArgumentParser, source: str = "recipe") -> None:
-    """Raise a `ValueError` listing every key of `config` that is not an argument of `parser`."""
+    """Raise a `SetupError` listing every key of `config` that is not an argument of `parser`."""
     known = _known_dests(parser)
     unknown = [key for key in config if key not in known]
     if unknown:
-        lines = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-            lines.append(f"  {key!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else ""))
-        raise ValueError(
+        lines = [f"  {key!r}{_did_you_mean(key, known)}" for key in unknown]
+        raise SetupError(
             f"Unknown key(s) in {source}:\n" + "\n".join(lines) + "\nKeys must be field names of the script's "
             "argument dataclasses; run the script with --help to list them."
         )
@@ -97,8 +209,9 @@ def parse_args_and_config(
         One instance per dataclass of `parser`, in its order.
 
     Raises:
-        `ValueError` for a recipe key that is not a field, `FileNotFoundError` for a missing recipe, and the
-        usual argparse exit for bad command-line arguments (which include unknown flags).
+        `SetupError` (a `ValueError`) for a recipe key that is not a field, a value of the wrong type, an unknown
+        command-line flag or a bad command-line value; `FileNotFoundError` for a missing recipe. `--help` still
+        exits through argparse.
     """
     args = list(sys.argv[1:] if args is None else args)
     pre = argparse.ArgumentParser(add_help=False)
@@ -109,9 +222,11 @@ def parse_args_and_config(
     if pre_ns.config is not None:
         file_config = load_config_file(pre_ns.config)
         check_config_keys(file_config, parser, source=f"recipe {pre_ns.config!r}")
+        check_config_types(file_config, parser, source=f"recipe {pre_ns.config!r}")
         defaults.update(file_config)
     if config:
         check_config_keys(config, parser, source="config overrides")
+        check_config_types(config, parser, source="config overrides")
         defaults.update(config)
 
     use_cpu_if_distributed_without_gpu()
@@ -121,206 +236,63 @@ def parse_args_and_config(
         for action in parser._actions:
             if action.dest in defaults:
                 action.required = False
-    parsed = parser.parse_args_into_dataclasses(rest, look_for_args_file=False)
+
+    def error(message: str):  # argparse would print the usage and exit; name the option and the fix instead
+        raise SetupError(f"Command line: {message.rstrip('.')}. Run the script with --help to list the options.")
+
+    parser.error = error
+    *parsed, remaining = parser.parse_args_into_dataclasses(
+        rest, look_for_args_file=False, return_remaining_strings=True
+    )
+    if remaining:
+        options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        lines = [f"  {arg}{_did_you_mean(arg.split('=')[0], options)}" for arg in remaining if arg.startswith("-")]
+        lines = lines or [f"  {arg}" for arg in remaining]
+        raise SetupError(
+            "Unknown command-line argument(s):\n" + "\n".join(lines) + "\nRun the script with --help to list them."
+        )
     for obj in parsed:
         if pre_ns.config is not None and dataclasses.is_dataclass(obj) and hasattr(obj, "recipe") and not obj.recipe:
             obj.recipe = pre_ns.config
-    return parsed
+    return tuple(parsed)
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Run-script plumbing shared by run_pretrain_mt.py and run_finetune_st.py: resume,
-# logging, and the end of a run (test-set evaluation, results.json, card, push).
-# ---------------------------------------------------------------------------------------------------------------------
+# Names that lived here before cli.py became parsing only. Old imports keep working for one release, with a warning
+# that names the new home (run_demo.py and tools/eval_alignment.py still use them).
+_MOVED = {
+    "DATASETS": "dtw_align_hf.data",
+    "DataArguments": "dtw_align_hf.data",
+    "BadSampleFilter": "dtw_align_hf.data",
+    "SafeAudioDecoder": "dtw_align_hf.data",
+    "is_streamed": "dtw_align_hf.data",
+    "load_splits": "dtw_align_hf.data",
+    "setup_logging": "dtw_align_hf.run_utils",
+    "evaluate_test_set": "dtw_align_hf.run_utils",
+    "finish_run": "dtw_align_hf.run_utils",
+    "print_run_summary": "dtw_align_hf.run_utils",
+}
 
 
-def resolve_resume(training_args) -> str | bool | None:
-    """`--resume auto` (default): the newest checkpoint of output_dir if any; `never`; or an explicit path."""
-    from transformers.trainer_utils import get_last_checkpoint
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-    resume = getattr(training_args, "resume", "auto")
-    if training_args.resume_from_checkpoint:
-        return training_args.resume_from_checkpoint
-    if resume == "never":
-        return None
-    if resume not in (None, "auto"):
-        return resume
-    if os.path.isdir(training_args.output_dir) and training_args.do_train:
-        last = get_last_checkpoint(training_args.output_dir)
-        if last is not None:
-            logger.warning(f"Resuming from {last} (pass --resume never to start over).")
-            return last
-    return None
-
-
-def setup_logging(training_args) -> None:
-    """Python, datasets and transformers logging at the Trainer's per-rank level (warnings only off rank 0)."""
-    import datasets
-    import transformers
-
-    logging_module = __import__("logging")
-    logging_module.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%m/%d/%Y %H:%M:%S",
-        handlers=[logging_module.StreamHandler(sys.stdout)],
-    )
-    level = training_args.get_process_log_level()
-    logger.setLevel(level)
-    datasets.utils.logging.set_verbosity(level)
-    transformers.utils.logging.set_verbosity(level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-    logger.info(
-        f"Process rank {training_args.process_index}, device {training_args.device}, world size "
-        f"{training_args.world_size}, distributed {training_args.parallel_mode.value}"
-    )
-
-
-def evaluate_test_set(trainer, test_dataset, tokenizer) -> dict[str, Any]:
-    """Generate on the test set and score it with sacrebleu against the raw reference translations.
-
-    Returns `{"bleu", "chrf", "bleu_signature", "chrf_signature", "num_samples", "hypotheses", "references"}`.
-    """
-    import numpy as np
-
-    from .metrics import translation_metrics
-
-    output = trainer.predict(test_dataset, metric_key_prefix="test")
-    preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
-    refs = [] if is_streamed(test_dataset) else [str(r).strip() for r in test_dataset["translation"]]
-    if len(refs) != len(hyps):
-        # A stream has no random access, or some test utterances were dropped as bad samples: score against the
-        # references that travelled with the batches (detokenised labels: the sentencepiece round trip of the
-        # reference, as fairseq's scorer does).
-        if refs:
-            logger.warning(f"{len(refs) - len(hyps)} test utterances were skipped; scoring the remaining {len(hyps)}.")
-        labels = np.where(output.label_ids != -100, output.label_ids, pad)
-        refs = [r.strip() for r in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-    scores = translation_metrics(hyps, refs)
-    return {**scores, "num_samples": len(hyps), "hypotheses": hyps, "references": refs}
-
-
-def finish_run(
-    trainer,
-    splits: dict[str, Any],
-    data_args: DataArguments,
-    training_args,
-    tokenizer,
-    counters: dict[str, Any],
-    started: float,
-    stage: str,
-    extra_evaluation=None,
-) -> dict[str, Any]:
-    """Steps 7-8 of both run scripts: test-set evaluation, results.json, hypotheses, card, Hub push.
-
-    Args:
-        extra_evaluation (`Callable[[trainer], dict]`, *optional*): more test-time numbers (stage 2: alignment
-            accuracy); its dict is stored under `"alignment"`.
-
-    Returns:
-        The results dict (also in `output_dir/results.json`), with `"paths"` naming every file written.
-    """
-    out_dir = Path(training_args.output_dir)
-    results: dict[str, Any] = {
-        "stage": stage,
-        "dataset": data_args.dataset,
-        "dataset_config": data_args.dataset_config,
-    }
-    paths: dict[str, str] = {"checkpoint": str(out_dir)}
-    log_history = trainer.state.log_history
-    train_losses = [entry["loss"] for entry in log_history if "loss" in entry]
-    if trainer.state.global_step:
-        results["train"] = {"steps": trainer.state.global_step}
-        if train_losses:
-            results["train"].update({"first_loss": train_losses[0], "final_loss": train_losses[-1]})
-    if "test" in splits and getattr(training_args, "do_predict", True):
-        scores = evaluate_test_set(trainer, splits["test"], tokenizer)
-        hyps, refs = scores.pop("hypotheses"), scores.pop("references")
-        results["test"] = scores
-        if trainer.is_world_process_zero():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "test_hypotheses.txt").write_text("\n".join(hyps) + "\n", encoding="utf-8")
-            (out_dir / "test_references.txt").write_text("\n".join(refs) + "\n", encoding="utf-8")
-            paths["hypotheses"] = str(out_dir / "test_hypotheses.txt")
-            paths["references"] = str(out_dir / "test_references.txt")
-    if extra_evaluation is not None:
-        alignment = extra_evaluation(trainer)
-        if alignment:
-            results["alignment"] = alignment
-            for key in ("plot_dir", "plots"):
-                if alignment.get(key):
-                    paths["plots"] = (
-                        alignment[key] if isinstance(alignment[key], str) else str(Path(alignment[key][0]).parent)
-                    )
-    results["skipped"] = {role: counter.skipped for role, counter in counters.items()}
-    results["wall_time_seconds"] = round(time.time() - started, 1)
-    results["world_size"] = training_args.world_size
-    results["paths"] = paths
-
-    card_results = dict(results.get("test") or {})
-    if "alignment" in results:
-        card_results["alignment_accuracy"] = results["alignment"].get("token_accuracy")
-        card_results["alignment_reference"] = results["alignment"].get("reference")
-    trainer.card_info.update(
-        {
-            "results": card_results,
-            "skipped": sum(c.skipped for c in counters.values()),
-            "num_train_samples": len(splits["train"])
-            if "train" in splits and not is_streamed(splits["train"])
-            else None,
-            "wall_time": f"{results['wall_time_seconds'] / 60:.1f} min",
-        }
-    )
-    if trainer.is_world_process_zero():
-        trainer.create_model_card()
-        paths["card"] = str(out_dir / "README.md")
-        paths["results"] = str(out_dir / "results.json")
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"DTW-Align {stage}: end of training")
-    return results
-
-
-def print_run_summary(results: dict[str, Any], prefix: str) -> str:
-    """The closing lines of a run: the scores and where every output went (returned; the scripts print it)."""
-    lines = []
-    test = results.get("test")
-    if test:
-        lines.append(f"[{prefix}] test BLEU {test.get('bleu', float('nan')):.2f} ({test.get('bleu_signature')})")
-        lines.append(f"[{prefix}] test chrF {test.get('chrf', float('nan')):.2f} ({test.get('chrf_signature')})")
-    alignment = results.get("alignment")
-    if alignment and alignment.get("token_accuracy") is not None:
-        lines.append(
-            f"[{prefix}] alignment accuracy {100 * alignment['token_accuracy']:.1f}% ({alignment.get('reference')})"
+        warnings.warn(
+            f"dtw_align_hf.cli.{name} moved to {_MOVED[name]}.{name}; import it from there.",
+            FutureWarning,
+            stacklevel=2,
         )
-    names = {
-        "checkpoint": "checkpoint",
-        "results": "metrics JSON",
-        "hypotheses": "hypotheses",
-        "plots": "plots",
-        "card": "model card",
-    }
-    for key, name in names.items():
-        if key in results.get("paths", {}):
-            lines.append(f"[{prefix}] {name}: {results['paths'][key]}")
-    return "\n".join(lines)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
-    "DATASETS",
-    "BadSampleFilter",
-    "DataArguments",
-    "SafeAudioDecoder",
+    "SetupError",
     "check_config_keys",
-    "evaluate_test_set",
-    "finish_run",
+    "check_config_types",
+    "check_nested_config",
     "load_config_file",
-    "load_splits",
     "parse_args_and_config",
-    "print_run_summary",
-    "resolve_resume",
-    "setup_logging",
     "use_cpu_if_distributed_without_gpu",
 ]

@@ -9,6 +9,7 @@ compares the methods with it. Not imported by the model, so it may use anything 
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -154,4 +155,59 @@ def evaluate_alignment(
     return result
 
 
-__all__ = ["evaluate_alignment", "frames_per_second", "reference_timings_for"]
+@torch.no_grad()
+def plot_alignments(
+    model, processor, dataset, plot_dir: str | Path, *, num_plots: int = 4, method: str | None = None
+) -> dict[str, Any]:
+    """Plot the alignment of the first `num_plots` usable utterances of `dataset`, without reference timings.
+
+    The plot-only path of `evaluate_alignment` for corpora without word timings (manifests, MuST-C, CoVoST 2): the
+    similarity matrix and the model's frame -> token path, no accuracy. Returns `{"plots", "plot_dir", "method",
+    "num_samples", "reference": None, "token_accuracy": None}`.
+    """
+    from dtw_align_hf.alignment import align, cosine_similarity
+    from dtw_align_hf.plotting import plot_alignment
+
+    model.eval()
+    cfg = model.config
+    method = method or (cfg.alignment if cfg.alignment != "none" else "dtw")
+    rate = frames_per_second(model)
+    plots: list[str] = []
+    for i, row in enumerate(itertools.islice(iter(dataset), 4 * num_plots)):  # map-style or streamed
+        if len(plots) >= num_plots:
+            break
+        if row.get("audio") is None or not str(row.get("transcript") or "").strip():
+            continue
+        try:
+            batch = processor(audio=[row["audio"]], text=[row["transcript"]], sampling_rate=processor.sampling_rate)
+        except ValueError:  # audio the processor rejects (too long, NaN): the test evaluation counted it
+            continue
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        audio_key = "input_values" if "input_values" in batch else "input_features"
+        speech, frame_mask = model.speech_embeddings(batch[audio_key], batch["attention_mask"])
+        text = model.embed_text(batch["input_ids"])
+        text_mask = batch["text_attention_mask"].bool()
+        out = align(
+            speech, text, frame_mask.bool(), text_mask, method=method, backend=cfg.alignment_backend,
+            window=cfg.alignment_window,
+        )  # fmt: skip
+        n_frames, n_tokens = int(frame_mask[0].sum()), int(text_mask[0].sum())
+        similarity = cosine_similarity(speech, text, frame_mask.bool(), text_mask)
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        path = Path(plot_dir) / f"{row.get('id', i)}.png"
+        plot_alignment(
+            similarity[0, :n_frames, :n_tokens].float().cpu(),
+            out.frame_to_token[0, :n_frames].cpu(),
+            str(path),
+            tokens=processor.tokenizer.convert_ids_to_tokens(batch["input_ids"][0, :n_tokens].tolist()),
+            title=f"{row.get('id', i)} ({method}, no reference timings)",
+            frame_rate=rate,
+        )
+        plots.append(str(path))
+    result = {"plots": plots, "method": method, "num_samples": len(plots), "reference": None, "token_accuracy": None}
+    if plots:
+        result["plot_dir"] = str(plot_dir)
+    return result
+
+
+__all__ = ["evaluate_alignment", "frames_per_second", "plot_alignments", "reference_timings_for"]

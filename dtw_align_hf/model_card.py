@@ -93,8 +93,10 @@ def render_model_card(
         config: the model config (`DTWAlignConfig` for stage 2, the M2M100 config for stage 1).
         card_info (`dict`): `stage` ("finetune_st" | "pretrain_mt"), `dataset` (name, e.g. "covost2"),
             `dataset_config` (e.g. "fr_en"), `languages` ([src, tgt]), `recipe` (path), `command`,
-            `base_models` (speech encoder, MT checkpoint), `results` (`bleu`, `chrf`, `bleu_signature`,
-            `chrf_signature`, `alignment_accuracy`, `num_samples`, `skipped`), `wall_time`.
+            `recipe_text` (the recipe's YAML, recorded verbatim), `license` (a Hub license id from `--license`;
+            None: the card says that none was chosen), `base_models` (speech encoder, MT checkpoint), `results`
+            (`bleu`, `chrf`, `bleu_signature`, `chrf_signature`, `alignment_accuracy`, `alignment_plots`,
+            `num_samples`), `skipped` (unique bad records, all splits), `wall_time`.
         paper (`dict`): `title`, `id` (arXiv), `url`, `venue`, `citation` (BibTeX).
     """
     info = dict(card_info or {})
@@ -130,7 +132,7 @@ def render_model_card(
     card_data = ModelCardData(
         model_name=model_name,
         language=languages or None,
-        license=info.get("license", "apache-2.0"),
+        license=info.get("license") or None,  # the user's choice (--license); none is invented
         library_name="transformers",
         pipeline_tag=None if stage == "pretrain_mt" else "automatic-speech-recognition",
         tags=sorted(

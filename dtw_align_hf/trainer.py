@@ -5,12 +5,20 @@ The model computes everything (see `modeling_dtw_align.py`); the trainer only
 2. gathers the components over processes and logs their averages through the Trainer's normal logging, so
    TensorBoard, wandb and `state.log_history` see `loss/st`, `loss/mt`, `loss/mix`, `loss/kl`,
    `align/valid_frac`, `align/frames_per_token` and `align/seconds`,
-3. writes the model card (`model_cards/*.md`) next to every checkpoint and before a Hub push.
+3. writes the model card (`model_cards/*.md`) next to every checkpoint and before a Hub push,
+4. makes checkpoints atomic: a checkpoint is written to `.tmp-checkpoint-N` and renamed to `checkpoint-N` only when
+   every file (weights, optimizer, scheduler, RNG, trainer state, run settings) is on disk, so a kill or a full disk
+   during a save never leaves a `checkpoint-N` that a resume would trip over; rotation (`save_total_limit`) counts
+   and deletes only complete checkpoints of this run (`find_checkpoints`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.trainer_pt_utils import LabelSmoother
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 
@@ -60,14 +70,39 @@ class DTWAlignTrainingArguments(Seq2SeqTrainingArguments):
 
     Changed defaults: `do_train=True` and `do_predict=True` (a run trains, then scores the test set),
     `predict_with_generate=True` (BLEU needs generated text), `remove_unused_columns=False` (the collator reads the
-    raw `audio`/`transcript`/`translation` columns).
+    raw `audio`/`transcript`/`translation` columns). Added: `resume`, `overwrite_output_dir` (transformers 5 removed
+    its own) and `generation_length_penalty` (beam search's length penalty in evaluation and test prediction).
     """
 
     resume: str = field(
         default="auto",
         metadata={
-            "help": "'auto': continue from the newest checkpoint in output_dir if there is one; 'never'; or a path."
+            "help": "'auto': continue from the newest complete checkpoint in output_dir if there is one; 'never': "
+            "start over (the run's old checkpoints are kept until rotation); or the path of a checkpoint folder."
         },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Write into an output_dir that holds something else (another run's settings, files of your own). "
+            "Without it such a folder is refused before any work."
+        },
+    )
+    generation_length_penalty: float | None = field(
+        default=None,
+        metadata={"help": "Beam-search length penalty in evaluation and test prediction (CMOT decodes with 1.2)."},
+    )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "License of the trained weights for the model card (a Hub license id: apache-2.0, mit, "
+            "cc-by-nc-4.0, ...). Unset: the card says that no license was chosen. Check the terms of your data and "
+            "pretrained models (MuST-C: CC BY-NC-ND 4.0; CoVoST 2: CC BY-NC 4.0)."
+        },
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "The dataset's name in the model card (default: --dataset, e.g. 'manifest')."},
     )
     do_train: bool = field(default=True, metadata={"help": "Train (default True)."})
     do_predict: bool = field(default=True, metadata={"help": "Score the test split at the end (default True)."})
@@ -75,9 +110,71 @@ class DTWAlignTrainingArguments(Seq2SeqTrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep raw columns for the collator."})
 
     def __post_init__(self, *args, **kwargs):
+        check_resume_value(self.resume)
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # nothing to pin to; avoids a DataLoader warning per epoch
         super().__post_init__(*args, **kwargs)
+
+
+RESUME_CHOICES = ("auto", "never")
+
+
+def check_resume_value(resume: str | None) -> None:
+    """`--resume` is 'auto', 'never' or an existing checkpoint folder; anything else (`nevr`) is a `SetupError`."""
+    if resume is None or resume in RESUME_CHOICES:
+        return
+    if os.path.isdir(resume):
+        return
+    import difflib
+
+    from .cli import SetupError
+
+    close = difflib.get_close_matches(str(resume), RESUME_CHOICES, n=1, cutoff=0.5)
+    hint = f" Did you mean --resume {close[0]}?" if close else ""
+    raise SetupError(
+        f"--resume {resume!r} is neither 'auto', 'never' nor an existing checkpoint folder.{hint} Give 'auto' (the "
+        "newest complete checkpoint of output_dir), 'never', or the path of a checkpoint-N folder."
+    )
+
+
+# ---- checkpoints: which folders count, atomic saves ----
+
+RUN_SETTINGS_NAME = "dtw_align_run.json"  # written into output_dir and into every checkpoint (run_utils.py)
+TMP_PREFIX = ".tmp-"
+_CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+
+
+def is_complete_checkpoint(path: str | os.PathLike) -> bool:
+    """A checkpoint of one of our runs: `checkpoint-N` holding our trainer state and run settings."""
+    path = Path(path)
+    return (
+        _CHECKPOINT_RE.match(path.name) is not None
+        and (path / "trainer_state.json").is_file()
+        and (path / RUN_SETTINGS_NAME).is_file()
+    )
+
+
+def find_checkpoints(output_dir: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """`(complete, other)`: complete checkpoints of `output_dir` sorted by step (oldest first), and the folders that
+    look like checkpoints but are not complete ones of our runs (a save interrupted by an older version, a partial
+    `.tmp-checkpoint-N`, an unrelated `checkpoint-1/` of the user's)."""
+    output_dir = Path(output_dir)
+    complete, other = [], []
+    if not output_dir.is_dir():
+        return complete, other
+    for path in sorted(output_dir.iterdir()):
+        if not path.is_dir():
+            continue
+        name = path.name.removeprefix(TMP_PREFIX)
+        if _CHECKPOINT_RE.match(name) is None:
+            continue
+        (complete if is_complete_checkpoint(path) else other).append(path)
+    complete.sort(key=lambda p: int(_CHECKPOINT_RE.match(p.name).group(1)))
+    return complete, other
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    return int(json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
 
 
 def _is_dtw_align_model(model: Any) -> bool:
@@ -88,6 +185,9 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` for both DTW-Align stages.
 
     Args (beyond `Seq2SeqTrainer`'s):
+        max_batch_seconds (`float`, *optional*): form training batches by padded audio seconds instead of
+            `per_device_train_batch_size` (fairseq's `--max-tokens`): `data.SecondsBatchSampler` for map-style
+            datasets, `data.SecondsBatchedStream` for streams (which splits itself between processes).
         card_info (`dict`, *optional*): what the model card reports: `dataset`, `recipe`, `languages`,
             `base_models`, `stage` ("pretrain_mt" or "finetune_st"), `results` (test-set BLEU/chrF with their
             signatures, alignment accuracy). The run scripts fill it; update `trainer.card_info` before
@@ -101,8 +201,11 @@ class DTWAlignTrainer(Seq2SeqTrainer):
     _tag_names: ClassVar[list[str]] = ["dtw-align"]
     _paper: ClassVar[dict[str, str]] = PAPER
 
-    def __init__(self, *args, card_info: dict[str, Any] | None = None, **kwargs):
+    def __init__(
+        self, *args, card_info: dict[str, Any] | None = None, max_batch_seconds: float | None = None, **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.max_batch_seconds = max_batch_seconds
         model = self.accelerator.unwrap_model(self.model)
         if _is_dtw_align_model(model) and self.args.label_smoothing_factor > 0:
             raise ValueError(
@@ -114,15 +217,28 @@ class DTWAlignTrainer(Seq2SeqTrainer):
         # so the loss is already scaled for gradient accumulation. Otherwise it is a per-micro-batch mean and the
         # Trainer must divide it by the accumulation steps. (transformers issue 37766, PR 43651.)
         self.loss_is_scaled_for_ga = bool(self.model_accepts_loss_kwargs)
+        if self.label_smoother is None and not _is_dtw_align_model(model) and self.model_accepts_loss_kwargs:
+            # Stage 1 (a plain M2M100): its own loss is a per-micro-batch mean that ignores `num_items_in_batch`,
+            # yet it accepts loss kwargs, so the Trainer would neither divide it by the accumulation steps nor stop
+            # multiplying it by the process count (logged loss x GA x world size). The Trainer's smoother with
+            # epsilon 0 is the same cross-entropy, summed and divided by the accumulated batch's token count.
+            self.label_smoother = LabelSmoother(epsilon=0.0)
         self.card_info: dict[str, Any] = dict(card_info or {})
         self._metrics: dict[str, defaultdict[str, list[float]]] = {
             "train": defaultdict(list),
             "eval": defaultdict(list),
         }
+        # the run's settings (run_utils.run_settings), stored with every checkpoint to refuse mismatched resumes
+        self.run_settings: dict[str, Any] = {}
 
     # ---- loss and logging ----
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.label_smoother is not None and "labels" in inputs and "decoder_input_ids" not in inputs:
+            # the Trainer's smoother takes the labels away from the model; build its decoder inputs first
+            decoder_input_ids = _decoder_input_ids(self.accelerator.unwrap_model(model), inputs["labels"])
+            if decoder_input_ids is not None:
+                inputs = {**inputs, "decoder_input_ids": decoder_input_ids}
         if model.training and self.state.max_steps:
             # the "linear" mixup-ratio schedule reads the share of training done
             unwrapped = self.accelerator.unwrap_model(model)
@@ -191,14 +307,195 @@ class DTWAlignTrainer(Seq2SeqTrainer):
         os.makedirs(self.args.output_dir, exist_ok=True)
         card.save(os.path.join(self.args.output_dir, "README.md"))
 
+    # ---- batches: by audio seconds, per-split collators, skipped batches ----
+
+    def get_train_dataloader(self):
+        streamed = isinstance(self.train_dataset, torch.utils.data.IterableDataset)
+        if streamed and not self.max_batch_seconds and self.args.train_sampling_strategy == "group_by_length":
+            # the Trainer ignores group_by_length for streams: bucket inside a buffer here (same seed on every rank,
+            # so accelerate's sharding of the stream stays consistent)
+            bucketed = _LengthBucketedStream(
+                self.train_dataset, self._train_batch_size, self.args.length_column_name, self.args.seed
+            )
+            return self._get_dataloader(
+                dataset=bucketed, description="Training", batch_size=self._train_batch_size, is_training=True
+            )
+        if not self.max_batch_seconds or self.train_dataset is None:
+            return super().get_train_dataloader()
+        from .data.batching import seconds_dataloader
+
+        a = self.args
+        return seconds_dataloader(
+            self.train_dataset, self.data_collator, self.max_batch_seconds, seed=a.seed, rank=a.process_index,
+            world_size=a.world_size, num_workers=a.dataloader_num_workers, pin_memory=a.dataloader_pin_memory,
+            accelerator=self.accelerator,
+        )  # fmt: skip
+
+    def _with_role(self, role: str, make):
+        """Build a dataloader whose collator reports bad samples to `role`'s counter (`BadSampleFilter.for_role`)."""
+        collator = self.data_collator
+        if hasattr(collator, "for_role"):
+            self.data_collator = collator.for_role(role)
+        try:
+            return make()
+        finally:
+            self.data_collator = collator
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        return self._with_role("eval", lambda: super(DTWAlignTrainer, self).get_eval_dataloader(eval_dataset))
+
+    def get_test_dataloader(self, test_dataset):
+        return self._with_role("test", lambda: super(DTWAlignTrainer, self).get_test_dataloader(test_dataset))
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        from .data.filtering import is_skipped_batch
+
+        if is_skipped_batch(inputs):
+            # no usable example: a zero loss over every trainable parameter keeps DDP processes in step
+            # (every rank joins the gradient all-reduce) and changes nothing
+            model.train()
+            loss = sum((p * 0.0).sum() for p in model.parameters() if p.requires_grad)
+            self.accelerator.backward(loss)
+            return loss.detach()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        from .data.filtering import is_skipped_batch
+
+        if is_skipped_batch(inputs):
+            return None, None, None
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+
+    # ---- generation ----
+
+    def _generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        if gen_kwargs.get("length_penalty") is None and self.args.generation_length_penalty is not None:
+            gen_kwargs["length_penalty"] = self.args.generation_length_penalty
+        return gen_kwargs
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **self._generation_kwargs(gen_kwargs))
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", **gen_kwargs):
+        return super().predict(test_dataset, ignore_keys, metric_key_prefix, **self._generation_kwargs(gen_kwargs))
+
+    # ---- checkpoints ----
+
     def _save_checkpoint(self, model, trial) -> None:
+        """`Trainer._save_checkpoint` (transformers 5.24) writing into `.tmp-checkpoint-N`, renamed when complete.
+
+        The order of the writes is the Trainer's (weights, optimizer + scheduler, scaler, RNG, trainer state), then
+        the run settings and the card; the rename is the commit point. Rotation counts complete checkpoints only.
+        """
+        from transformers.trainer_callback import ExportableState
+
         self.create_model_card()
-        super()._save_checkpoint(model, trial)
-        if self.is_world_process_zero():
+        if self.hp_search_backend is None and trial is None:
+            self.store_flos()
+        run_dir = self._get_output_dir(trial=trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        final_dir, tmp_dir = os.path.join(run_dir, name), os.path.join(run_dir, TMP_PREFIX + name)
+        if self.is_world_process_zero() and os.path.isdir(tmp_dir):
+            shutil.rmtree(tmp_dir)  # left by a save that was interrupted at this same step
+        self.accelerator.wait_for_everyone()
+        self.save_model(tmp_dir, _internal_call=True)
+        if self.state.best_global_step:
+            self.accelerator.wait_for_everyone()
+            best = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.best_global_step}")
+            if os.path.exists(best) or self.state.best_global_step == self.state.global_step:
+                self.state.best_model_checkpoint = best
+        if not self.args.save_only_model:
+            self._save_optimizer_and_scheduler(tmp_dir)
+            self._save_scaler(tmp_dir)
+            self._save_rng_state(tmp_dir)
+        if self.args.should_save:
+            for cb in [c for c in self.callback_handler.callbacks + [self.control] if isinstance(c, ExportableState)]:
+                cb_name, cb_state = cb.__class__.__name__, cb.state()
+                if isinstance(self.state.stateful_callbacks[cb_name], list):
+                    self.state.stateful_callbacks[cb_name].append(cb_state)
+                else:
+                    self.state.stateful_callbacks[cb_name] = cb_state
+            self.state.save_to_json(os.path.join(tmp_dir, "trainer_state.json"))
+            _write_json(os.path.join(tmp_dir, RUN_SETTINGS_NAME), self.run_settings)
             card = os.path.join(self.args.output_dir, "README.md")
-            ckpt = os.path.join(self._get_output_dir(trial=trial), f"checkpoint-{self.state.global_step}")
-            if os.path.isfile(card) and os.path.isdir(ckpt):
-                Path(ckpt, "README.md").write_text(Path(card).read_text(encoding="utf-8"), encoding="utf-8")
+            if os.path.isfile(card):
+                shutil.copyfile(card, os.path.join(tmp_dir, "README.md"))
+        self.accelerator.wait_for_everyone()  # every rank's shards are on disk before the commit
+        if self.args.should_save:
+            if os.path.exists(final_dir):  # not ours (an interrupted save of an older version, a user's folder)
+                aside = f"{final_dir}.replaced-{int(time.time())}"
+                logger.warning(
+                    f"{final_dir} exists but is not a complete checkpoint of this run; moved it to {aside}."
+                )
+                os.replace(final_dir, aside)
+            os.replace(tmp_dir, final_dir)
+        self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub:
+            self._push_from_checkpoint(final_dir)
+        if self.args.should_save:
+            rotate_complete_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
+
+
+class _LengthBucketedStream(torch.utils.data.IterableDataset):
+    """A stream whose consecutive `batch_size` examples have similar lengths (`data.sort_by_length_buffered`)."""
+
+    def __init__(self, dataset, batch_size: int, key: str, seed: int, buffer_size: int = 1000):
+        self.dataset, self.batch_size, self.key, self.seed = dataset, batch_size, key, seed
+        self.buffer_size, self.epoch = max(buffer_size, batch_size), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        from .data.batching import sort_by_length_buffered
+
+        yield from sort_by_length_buffered(
+            iter(self.dataset), buffer_size=self.buffer_size, batch_size=self.batch_size, key=self.key,
+            seed=self.seed + self.epoch,
+        )  # fmt: skip
+
+
+def _decoder_input_ids(model: Any, labels: torch.Tensor) -> torch.Tensor | None:
+    """The labels shifted right behind the decoder start token, as the model's own forward would build them."""
+    if hasattr(model, "prepare_decoder_input_ids_from_labels"):
+        return model.prepare_decoder_input_ids_from_labels(labels)
+    config = getattr(model, "config", None)
+    start = getattr(config, "decoder_start_token_id", None)
+    if start is None or not getattr(config, "is_encoder_decoder", False):
+        return None
+    from transformers.models.bart.modeling_bart import shift_tokens_right
+
+    return shift_tokens_right(labels, config.pad_token_id, start)
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+
+
+def rotate_complete_checkpoints(
+    output_dir: str | os.PathLike, save_total_limit: int | None, best_model_checkpoint: str | None = None
+) -> list[Path]:
+    """Delete the oldest complete checkpoints beyond `save_total_limit`; keep the newest and the best one.
+
+    Folders that are not complete checkpoints of our runs are never counted nor deleted. Returns what was deleted.
+    """
+    if not save_total_limit or save_total_limit <= 0:
+        return []
+    complete, _ = find_checkpoints(output_dir)
+    keep = {complete[-1]} if complete else set()
+    if best_model_checkpoint:
+        keep |= {p for p in complete if p.resolve() == Path(best_model_checkpoint).resolve()}
+    removable = [p for p in complete if p not in keep]
+    excess = len(complete) - max(save_total_limit, len(keep))
+    deleted = removable[: max(excess, 0)]
+    for path in deleted:
+        logger.info(f"Deleting older checkpoint {path} (save_total_limit={save_total_limit}).")
+        shutil.rmtree(path, ignore_errors=True)
+    return deleted
 
 
 def _has_components(outputs: Any) -> bool:
@@ -234,4 +531,15 @@ def make_compute_metrics(tokenizer: Any):
     return compute_metrics
 
 
-__all__ = ["LOGGED_KEYS", "PAPER", "DTWAlignTrainer", "DTWAlignTrainingArguments", "make_compute_metrics"]
+__all__ = [
+    "LOGGED_KEYS",
+    "PAPER",
+    "RUN_SETTINGS_NAME",
+    "DTWAlignTrainer",
+    "DTWAlignTrainingArguments",
+    "check_resume_value",
+    "find_checkpoints",
+    "is_complete_checkpoint",
+    "make_compute_metrics",
+    "rotate_complete_checkpoints",
+]

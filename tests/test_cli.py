@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 import pytest
 from transformers import HfArgumentParser
 
-from dtw_align_hf.cli import check_config_keys, load_config_file, parse_args_and_config
+from dtw_align_hf.cli import (
+    SetupError,
+    check_config_keys,
+    check_nested_config,
+    load_config_file,
+    parse_args_and_config,
+)
 
 
 @dataclass
@@ -62,15 +68,49 @@ def test_unknown_key_is_an_error_with_suggestion(tmp_path):
     assert "not_a_field" in str(err.value)
 
 
-def test_unknown_command_line_flag_is_an_error(tmp_path):
+def test_unknown_command_line_flag_is_our_error_with_suggestion(tmp_path):
     recipe = write(tmp_path, "mt_model_name_or_path: x\n")
-    with pytest.raises((SystemExit, ValueError)):
+    with pytest.raises(SetupError, match=r"(?s)Unknown command-line argument.*--no_such_flag"):
         parse_args_and_config(parser(), ["--config", recipe, "--no_such_flag", "1"])
+    with pytest.raises(SetupError, match=r"(?s)--kl_wieght.*did you mean '--kl_weight'"):
+        parse_args_and_config(parser(), ["--config", recipe, "--kl_wieght", "1"])
 
 
 def test_missing_required_without_recipe_fails():
-    with pytest.raises(SystemExit):
+    with pytest.raises(SetupError, match="mt_model_name_or_path"):
         parse_args_and_config(parser(), [])
+
+
+def test_bad_values_are_our_errors(tmp_path):
+    """A non-integer batch size (recipe or command line) and a bad bool are rejected with a message naming the key."""
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nd_model: 8.5\n")
+    with pytest.raises(SetupError, match=r"d_model: 8.5 is not an integer"):
+        parse_args_and_config(parser(), ["--config", recipe])
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nfreeze: maybe\n")
+    with pytest.raises(SetupError, match=r"freeze: 'maybe' is not true or false"):
+        parse_args_and_config(parser(), ["--config", recipe])
+    with pytest.raises(SetupError, match=r"--d_model.*invalid int value: '8.5'"):
+        parse_args_and_config(parser(), ["--mt_model_name_or_path", "x", "--d_model", "8.5"])
+    model, _ = parse_args_and_config(
+        parser(), ["--config", write(tmp_path, "mt_model_name_or_path: x\nd_model: 64.0\n")]
+    )
+    assert model.d_model == 64
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    recipe = write(tmp_path, "mt_model_name_or_path: x\nd_model: [64\nfreeze: true\n")
+    with pytest.raises(SetupError, match=r"recipe\.yaml.*line \d+.*YAML syntax error"):
+        parse_args_and_config(parser(), ["--config", recipe])
+
+
+def test_nested_config_typo_is_an_error_with_suggestion():
+    with pytest.raises(SetupError, match=r"(?s)num_hiden_layers.*did you mean 'num_hidden_layers'"):
+        check_nested_config("speech_encoder_config", {"model_type": "hubert", "num_hiden_layers": 2})
+    with pytest.raises(SetupError, match=r"model_type 'hubrt'.*did you mean 'hubert'"):
+        check_nested_config("speech_encoder_config", {"model_type": "hubrt"})
+    assert check_nested_config("speech_encoder_config", '{"num_hidden_layers": 2}') == {"num_hidden_layers": 2}
+    with pytest.raises(SetupError, match="not valid JSON"):
+        check_nested_config("speech_encoder_config", "{num_hidden_layers: 2")
 
 
 def test_python_overrides_dict(tmp_path):
@@ -94,7 +134,7 @@ def test_bad_samples_are_skipped_and_counted(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from dtw_align_hf.cli import BadSampleFilter, SafeAudioDecoder
+    from dtw_align_hf.data import BadSampleFilter, SafeAudioDecoder
     from dtw_align_hf.data.audio import AudioOptions
     from dtw_align_hf.data.validation import BadRecordCounter
 
@@ -120,5 +160,6 @@ def test_bad_samples_are_skipped_and_counted(tmp_path):
     guarded = BadSampleFilter(collator, {"train": counter})
     assert guarded(features) == {"ids": ["ok"]}
     assert counter.skipped == 2 and guarded.skipped == 1
-    with pytest.raises(ValueError, match="No usable example"):
-        guarded([features[2]])
+    from dtw_align_hf.data.filtering import is_skipped_batch
+
+    assert is_skipped_batch(guarded([features[2]]))  # an all-bad batch is skipped, never the end of the run

@@ -166,3 +166,28 @@ def test_push_to_hub_publishes_model_processor_and_card(
     assert "alignment accuracy" in card.lower() and "2509.18987" in card
     # the offline output_dir carries the same card
     assert (tmp_path / "st" / "README.md").read_text() == card
+
+
+def test_license_is_the_users_choice():
+    card = st_card()
+    assert card.data.license is None  # no invented apache-2.0
+    assert "No license was chosen" in str(card) and "--license" in str(card)
+    chosen = st_card(license="cc-by-nc-4.0")
+    assert chosen.data.license == "cc-by-nc-4.0" and "`cc-by-nc-4.0`" in str(chosen)
+    mt = render_model_card("mt", card_info={"stage": "pretrain_mt", "dataset": "demo", "license": "mit"}, paper=PAPER)
+    assert mt.data.license == "mit"
+
+
+def test_cards_record_command_recipe_and_dataset_name():
+    recipe = "dataset: manifest\nalignment: dtw\n"
+    info = {"command": "python run_finetune_st.py --config r.yaml --max_steps 5", "recipe_text": recipe}
+    st = str(st_card(**info, dataset="my-czech-lectures"))
+    assert info["command"] in st and "dataset: manifest\nalignment: dtw" in st
+    assert "Dataset: my-czech-lectures" in st
+    mt = str(render_model_card("mt", card_info={"stage": "pretrain_mt", "dataset": "demo", **info}, paper=PAPER))
+    assert info["command"] in mt and "alignment: dtw" in mt
+
+
+def test_card_without_reference_timings_points_to_the_plots():
+    text = str(st_card(results={**RESULTS, "alignment_accuracy": None, "alignment_plots": 4}))
+    assert "not measured" in text and "4 test utterances are plotted in `alignment_plots/`" in text

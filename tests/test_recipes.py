@@ -61,6 +61,8 @@ def test_recipe_parses_and_has_header(recipe, tmp_path):
         model_args = parsed[0]
         assert model_args.mt_model_name_or_path
         assert model_args.speech_encoder_name_or_path or model_args.speech_encoder_config
+        if "demo" not in recipe.parts:  # CMOT decodes with length penalty 1.2 (passed to generate, test_trainer)
+            assert training_args.generation_length_penalty == 1.2
         if "covost2" in recipe.parts and data_args.src_lang != "en":
             assert model_args.speech_encoder_name_or_path == "utter-project/mHuBERT-147"
 
@@ -168,6 +170,27 @@ def test_demo_recipes_train_both_stages(tmp_path):
         assert Path(st["paths"][key]).exists(), key
     card = (st_dir / "README.md").read_text()
     assert "recipes/demo/finetune_st.yaml" in card and "chrF" in card and "2509.18987" in card
+    assert "Command: `python" in card and "speech_encoder_config:" in card  # command line and recipe text
+    # one audio-length limit: the processor saved with the model follows the model config (issue 10, bug 6)
+    import json
+
+    processor_config = json.loads((st_dir / "processor_config.json").read_text())
+    model_config = json.loads((st_dir / "config.json").read_text())
+    assert processor_config.get("max_source_seconds", 30.0) == model_config.get("max_source_seconds", 30.0)
+    assert "Command: `python" in (mt_dir / "README.md").read_text()
+
+    # rerunning the finished folder with other settings is refused before any work, nothing relabelled (issue 11)
+    from dtw_align_hf.cli import SetupError
+
+    config_before = (st_dir / "config.json").read_text()
+    with pytest.raises(SetupError, match=r"(?s)alignment\.alignment: 'dtw' -> 'ot'.*alignment\.mixup"):
+        run_stage(
+            run_finetune_st,
+            "recipes/demo/finetune_st.yaml",
+            {**TINY_DATA, "output_dir": str(st_dir), "mt_model_name_or_path": str(mt_dir), "alignment": "ot",
+             "mixup": "discrete"},
+        )  # fmt: skip
+    assert (st_dir / "config.json").read_text() == config_before
 
     # the output folder reloads with the Auto classes and translates speech
     import torch
@@ -246,6 +269,11 @@ def test_covost2_streamed_from_local_parquet(tmp_path, tiny_speech_encoder_dir, 
     assert results["test"]["num_samples"] == 8
     assert results["skipped"]["train"] >= 1
     assert (tmp_path / "st" / "test_references.txt").read_text().splitlines()[0] == "the small red house"
+    # no reference word timings: the alignments of a few test utterances are plotted anyway (issue 12, item 5)
+    assert results["alignment"]["token_accuracy"] is None and len(results["alignment"]["plots"]) == 4
+    assert all(Path(p).is_file() for p in results["alignment"]["plots"])
+    card = (tmp_path / "st" / "README.md").read_text()
+    assert "plotted in `alignment_plots/`" in card and "No license was chosen" in card
 
 
 def test_manifest_dataset_stage_1(tmp_path):

@@ -34,6 +34,8 @@ def test_average_last_checkpoints(tmp_path):
     for step, value in ((100, 1.0), (200, 2.0), (300, 4.0), (1000, 9.0)):
         make_checkpoint(tmp_path / f"checkpoint-{step}", value)
     (tmp_path / "checkpoint-final").mkdir()  # not a numbered checkpoint: ignored
+    (tmp_path / "checkpoint-2000").mkdir()  # an incomplete save (no weights): skipped
+    (tmp_path / ".tmp-checkpoint-3000").mkdir()  # a save in progress: never matches
     chosen = avg.last_checkpoints(tmp_path, 3)
     assert [c.name for c in chosen] == ["checkpoint-200", "checkpoint-300", "checkpoint-1000"]  # numeric order
 

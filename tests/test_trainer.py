@@ -101,8 +101,9 @@ def test_one_step_logs_components(tmp_path, make_model, tiny_processor, alignmen
     entry = logs[0]
     assert "loss/st" in entry and "loss/mt" in entry
     if alignment != "none":
-        for key in ("align/valid_frac", "align/frames_per_token", "align/seconds"):
+        for key in ("align/valid_frac", "align/frames_per_token"):
             assert key in entry and math.isfinite(entry[key])
+        assert "align/seconds" not in entry  # timed only with alignment_timing=True (no host-device sync)
         assert entry["align/valid_frac"] == pytest.approx(1.0)
     else:
         assert not any(k.startswith("align/") for k in entry)
@@ -188,3 +189,197 @@ def test_evaluate_generates_and_scores_with_sacrebleu(tmp_path, make_model, tiny
     assert compute_metrics.signatures["bleu_signature"].startswith("nrefs:1|case:mixed")
     assert len(compute_metrics.hypotheses) == 3
     assert not any(isinstance(v, str) for v in trainer.state.log_history[-1].values())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# stage 1 (a plain M2M100): gradient accumulation must not change the loss (issue 10, bug 2)
+
+MT_PAIRS = [(TRANSCRIPTS[i % 4], TRANSLATIONS[i % 4] + " " * (i % 2)) for i in range(8)]
+
+
+class TextPairCollator:
+    """transcript -> input_ids, translation -> labels (-100 on padding); no decoder_input_ids, like a user's."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, features):
+        src = self.tokenizer([f["transcript"] for f in features], padding=True, return_tensors="pt")
+        tgt = self.tokenizer([f["translation"] for f in features], padding=True, return_tensors="pt")
+        labels = tgt["input_ids"].masked_fill(tgt["attention_mask"] == 0, -100)
+        return {"input_ids": src["input_ids"], "attention_mask": src["attention_mask"], "labels": labels}
+
+
+def _reference_token_mean_ce(model, batch):
+    """Cross-entropy over every target token of the full batch, computed here (independent of the Trainer)."""
+    with torch.no_grad():
+        labels = batch["labels"]
+        decoder_input_ids = torch.full_like(labels, model.config.pad_token_id)  # fairseq: </s> starts decoding
+        decoder_input_ids[:, 0] = model.config.decoder_start_token_id
+        decoder_input_ids[:, 1:] = labels[:, :-1].masked_fill(labels[:, :-1] == -100, model.config.pad_token_id)
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], decoder_input_ids=decoder_input_ids
+        ).logits
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100).item()
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_stage1_gradient_accumulation_does_not_change_the_loss(tmp_path, tiny_mt_dir, tiny_tokenizer, label_smoothing):
+    from transformers import M2M100ForConditionalGeneration
+
+    examples = [{"transcript": s, "translation": t} for s, t in MT_PAIRS]
+    collator = TextPairCollator(tiny_tokenizer)
+    results = []
+    for bs, ga in ((8, 1), (4, 2), (2, 4)):
+        model = M2M100ForConditionalGeneration.from_pretrained(tiny_mt_dir)
+        model.config.dropout = model.config.attention_dropout = model.config.activation_dropout = 0.0
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        if bs == 8:
+            reference = _reference_token_mean_ce(model.eval(), collator(examples))
+        trainer = DTWAlignTrainer(
+            model=model.train(),
+            args=make_args(
+                tmp_path / f"bs{bs}",
+                per_device_train_batch_size=bs,
+                gradient_accumulation_steps=ga,
+                label_smoothing_factor=label_smoothing,
+                remove_unused_columns=False,
+            ),
+            train_dataset=examples,
+            data_collator=collator,
+        )
+        sampler = torch.utils.data.SequentialSampler(trainer.train_dataset)
+        trainer._get_train_sampler = lambda *a, _s=sampler, **k: _s
+        trainer.train()
+        results.append((train_logs(trainer)[0]["loss"], {n: p.detach().clone() for n, p in model.named_parameters()}))
+    losses = [loss for loss, _ in results]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4) and losses[2] == pytest.approx(losses[0], rel=1e-4)
+    if label_smoothing == 0.0:
+        # the logged loss is the token-mean CE of the 8 examples (4.34 for GA 1, 8.68 and 17.35 before the fix)
+        assert losses[0] == pytest.approx(reference, rel=1e-4)
+    for _, params in results[1:]:
+        for name, value in results[0][1].items():
+            torch.testing.assert_close(params[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_length_penalty_reaches_generation(tmp_path, make_model, tiny_processor):
+    """`generation_length_penalty` (CMOT decodes with 1.2) is passed to generate in evaluate and predict."""
+    model = make_model()
+    seen = []
+    original = model.generate
+
+    def recording_generate(*args, **kwargs):
+        seen.append(kwargs.get("length_penalty"))
+        return original(*args, **kwargs)
+
+    model.generate = recording_generate
+    trainer = DTWAlignTrainer(
+        model=model,
+        args=make_args(
+            tmp_path,
+            per_device_eval_batch_size=2,
+            generation_max_length=5,
+            generation_num_beams=2,
+            generation_length_penalty=1.2,
+        ),
+        eval_dataset=make_examples(2),
+        data_collator=ProcessorCollator(tiny_processor),
+    )
+    trainer.evaluate()
+    trainer.predict(make_examples(2))
+    assert seen and all(value == 1.2 for value in seen)
+    trainer.predict(make_examples(2), length_penalty=0.7)  # an explicit value wins
+    assert seen[-1] == 0.7
+
+
+def test_all_bad_batch_is_skipped_and_the_run_goes_on(tmp_path, make_model, tiny_processor):
+    """A batch in which every sample is rejected (NaN audio) is skipped and counted; training finishes."""
+    import numpy as np
+
+    from dtw_align_hf.data import BadRecordCounter, BadSampleFilter, DataCollatorSpeechTranslation
+
+    data = make_examples(4)
+    for example in data[2:]:
+        example["audio"] = np.full(8000, np.nan, dtype=np.float32)
+    counter = BadRecordCounter("train")
+    collator = BadSampleFilter(DataCollatorSpeechTranslation(tiny_processor), {"train": counter})
+    model = make_model()
+    trainer = DTWAlignTrainer(model=model, args=make_args(tmp_path, max_steps=2), train_dataset=data,
+                              data_collator=collator)  # fmt: skip
+    sampler = torch.utils.data.SequentialSampler(trainer.train_dataset)
+    trainer._get_train_sampler = lambda *a, _s=sampler, **k: _s
+    after_first = {}
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        if trainer.state.global_step == 1 and not after_first:
+            after_first.update({n: p.detach().clone() for n, p in model.named_parameters()})
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    assert trainer.state.global_step == 2
+    assert collator.skipped_batches == 1 and counter.skipped == 2
+    for name, value in model.named_parameters():  # the skipped step changed nothing (plain SGD, zero gradient)
+        torch.testing.assert_close(value.detach(), after_first[name], msg=name)
+
+
+def test_max_batch_seconds_forms_the_training_batches(tmp_path, make_model, tiny_processor):
+    """`max_batch_seconds`: no padded batch exceeds it and every example is seen once in the epoch."""
+    import datasets
+
+    data = make_examples(6)
+    for example in data:
+        example["duration"] = len(example["audio"]) / 16000
+        example["audio"] = example["audio"].tolist()
+    dataset = datasets.Dataset.from_list(data).with_format("numpy", columns=["audio"], output_all_columns=True)
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=make_args(tmp_path, max_steps=-1, num_train_epochs=1),
+        train_dataset=dataset,
+        data_collator=ProcessorCollator(tiny_processor),
+        max_batch_seconds=2.0,
+    )
+    seen = []
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        seen.append(inputs["attention_mask"].shape)
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    assert sum(shape[0] for shape in seen) == 6
+    assert all(b * t / 16000 <= 2.0 + 1e-6 for b, t in seen)
+    assert len(seen) > 1  # 6 clips of 0.6-1.35 s do not fit in one 2 s batch
+
+
+def test_group_by_length_buckets_a_stream(tmp_path, make_model, tiny_processor):
+    """`train_sampling_strategy=group_by_length` on a stream (the Trainer alone ignores it): each batch holds
+    clips of neighbouring lengths."""
+
+    data = [dict(e, length=len(e["audio"])) for e in make_examples(4) + make_examples(4)]
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from data
+
+    trainer = DTWAlignTrainer(
+        model=make_model(),
+        args=make_args(tmp_path, max_steps=4, train_sampling_strategy="group_by_length"),
+        train_dataset=Stream(),
+        data_collator=ProcessorCollator(tiny_processor),
+    )
+    seen = []
+    original = trainer.training_step
+
+    def step(model, inputs, num_items_in_batch=None):
+        seen.append(sorted(inputs["attention_mask"].sum(-1).tolist()))
+        return original(model, inputs, num_items_in_batch)
+
+    trainer.training_step = step
+    trainer.train()
+    lengths = sorted(e["length"] for e in data)
+    assert sorted(seen) == [lengths[i : i + 2] for i in range(0, 8, 2)]  # pairs of neighbours in sorted order

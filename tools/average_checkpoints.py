@@ -33,11 +33,18 @@ _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
 def last_checkpoints(run_dir: str | Path, num: int) -> list[Path]:
-    """The `num` newest `checkpoint-<step>` folders of `run_dir`, oldest first."""
+    """The `num` newest `checkpoint-<step>` folders of `run_dir` that hold weights, oldest first.
+
+    Folders without weights (a save interrupted by an older version, a folder of the user's) are skipped and named;
+    partial saves of the run scripts are `.tmp-checkpoint-<step>` and never match.
+    """
     found = []
     for path in Path(run_dir).iterdir():
         match = _CHECKPOINT_RE.match(path.name)
         if match and path.is_dir():
+            if not ((path / WEIGHTS_NAME).is_file() or (path / WEIGHTS_INDEX_NAME).is_file()):
+                print(f"[average_checkpoints] skipping {path}: no {WEIGHTS_NAME} (an incomplete checkpoint)")
+                continue
             found.append((int(match.group(1)), path))
     if not found:
         raise FileNotFoundError(f"No checkpoint-<step> folders in {str(run_dir)!r}.")
