@@ -83,7 +83,7 @@ def _print_summary(results: dict[str, Any], module_name: str) -> None:
     try:
         from dtw_align_hf.run_utils import print_run_summary
     except ImportError:  # before the run set-up moved out of cli.py
-        from dtw_align_hf.cli import print_run_summary
+        from dtw_align_hf.run_utils import print_run_summary
     print(print_run_summary(results, module_name))
 
 

@@ -64,7 +64,16 @@ class ModelArguments:
         default=None,
         metadata={
             "help": "Pretrained speech encoder: 'facebook/hubert-base-ls960' (English sources), "
-            "'utter-project/mHuBERT-147' (other sources), or a local folder."
+            "'utter-project/mHuBERT-147' (other sources), 'openai/whisper-base' (multilingual; its encoder is used), "
+            "or a local folder (python -m dtw_align_hf.pretrained builds Whisper base offline)."
+        },
+    )
+    speech_window_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Whisper encoders only: the fixed window every utterance is padded to (seconds, a multiple of "
+            "0.02; default the checkpoint's own, 30 s for OpenAI's). A shorter window is much cheaper; longer audio "
+            "is rejected. Used when composing from parts."
         },
     )
     speech_encoder_config: str | None = field(
@@ -248,6 +257,8 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
         speech_over = {"speech_layerdrop": model_args.layerdrop}
         if model_args.mask_time_prob is not None:
             speech_over["speech_mask_time_prob"] = model_args.mask_time_prob
+        if model_args.speech_window_seconds is not None:
+            speech_over["speech_window_seconds"] = model_args.speech_window_seconds
         hub = {"revision": model_args.model_revision} if model_args.model_revision else {}
         model = DTWAlignForSpeechTranslation.from_pretrained_parts(
             speech_path,
@@ -285,14 +296,17 @@ def _checkpoint_config(model_args: ModelArguments):
 
 
 def model_max_source_seconds(model_args: ModelArguments, align_args: DTWAlignArguments) -> float | None:
-    """The model's audio-length guard before the model is built: the argument, the checkpoint's, or the default."""
-    if align_args.max_source_seconds is not None:
-        return align_args.max_source_seconds
-    if model_args.model_name_or_path:
-        return _checkpoint_config(model_args).source_limit_seconds
+    """The model's audio-length guard before the model is built: the argument, the checkpoint's, or the default,
+    capped by a Whisper window given with `--speech_window_seconds` (as `DTWAlignConfig.source_limit_seconds` is)."""
     from dtw_align_hf import DTWAlignConfig
 
-    return next(f.default for f in dataclasses.fields(DTWAlignConfig) if f.name == "max_source_seconds")
+    if model_args.model_name_or_path and align_args.max_source_seconds is None:
+        return _checkpoint_config(model_args).source_limit_seconds
+    limit = align_args.max_source_seconds
+    if limit is None:
+        limit = next(f.default for f in dataclasses.fields(DTWAlignConfig) if f.name == "max_source_seconds")
+    window = None if model_args.model_name_or_path else model_args.speech_window_seconds
+    return limit if window is None or limit is None else min(limit, window)
 
 
 def check_setup(model_args: ModelArguments, data_args: DataArguments, align_args: DTWAlignArguments) -> None:
@@ -396,6 +410,18 @@ def main(
     processor = DTWAlignProcessor.from_pretrained(processor_path)
     model = build_model(model_args, align_args, training_args)
     config = _unwrap(model).config
+    if model_args.speech_encoder_name_or_path and not (
+        model_args.processor_name_or_path or model_args.model_name_or_path
+    ):
+        # composed from parts: the speech encoder's own feature extractor (Whisper log-mel, Speech2Text fbank, or
+        # HuBERT's normalised samples) with the stage-1 tokenizer and its language settings
+        processor = DTWAlignProcessor.from_pretrained_parts(
+            model_args.speech_encoder_name_or_path,
+            model_args.mt_model_name_or_path,
+            speech_window_seconds=getattr(config, "speech_window_seconds", None),
+            tgt_lang=processor.tgt_lang,
+            transcript_eos=processor.transcript_eos,
+        )
     processor.max_source_seconds = getattr(config, "source_limit_seconds", None) or config.max_source_seconds
     collator = BadSampleFilter(DataCollatorSpeechTranslation(processor), counters)
 

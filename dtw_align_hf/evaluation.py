@@ -92,7 +92,7 @@ def evaluate_alignment(
             sampling_rate=processor.sampling_rate,
         )
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        speech, frame_mask = model.speech_embeddings(batch["input_values"], batch["attention_mask"])
+        speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
         text = model.embed_text(batch["input_ids"])
         text_mask = batch["text_attention_mask"].bool()
         out = align(

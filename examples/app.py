@@ -108,7 +108,7 @@ def translate_and_align(
     wav = read_audio(audio, processor.sampling_rate)
     inputs = processor(audio=wav, sampling_rate=processor.sampling_rate)
     ids = model.generate(
-        inputs["input_values"], attention_mask=inputs["attention_mask"], **processor.generation_kwargs()
+        inputs[model.main_input_name], attention_mask=inputs["attention_mask"], **processor.generation_kwargs()
     )
     translation = processor.batch_decode(ids)[0]
     transcript = (transcript or "").strip()
@@ -116,7 +116,7 @@ def translate_and_align(
         return translation, None, None
 
     batch = processor(audio=wav, sampling_rate=processor.sampling_rate, text=[transcript])
-    speech, frame_mask = model.speech_embeddings(batch["input_values"], batch["attention_mask"])
+    speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
     text = model.embed_text(batch["input_ids"])
     text_mask = batch["text_attention_mask"].bool()
     method = model.config.alignment if model.config.alignment != "none" else "dtw"

@@ -41,17 +41,7 @@ LENGTH_WARNING = re.compile(r"max_length|max_new_tokens")
 # Blocks that fail today, by a piece of their code: strict xfails, so each must fail until its fix lands (then the
 # test reports XPASS as a failure: delete the entry). A `skip` marker in the Markdown takes precedence. Entries in
 # NOT_RUN are xfails that are not even run (the block would wait on the network).
-KNOWN_FAILURES = {
-    "model.generate_from_text(**processor(text=": (
-        "`generate_from_text(**processor(text=[...]))` raises `model_kwargs are not used: ['text_attention_mask']` "
-        "until the model accepts the processor's text keys (model helper, #12 item 2); the same block passes "
-        "`max_new_tokens=200` to a checkpoint whose generation config has `max_length`, which prints transformers' "
-        "length warning (README fix in the eco handoff)"
-    ),
-    "max_new_tokens=200)\nprint(processor.batch_decode(ids, skip_special_tokens=True))": (
-        "the model card passes `max_new_tokens=200` to a checkpoint whose generation config has `max_length`: "
-        "transformers prints its length warning (card-template fix in the eco handoff)"
-    ),
+KNOWN_FAILURES: dict[str, str] = {
 }
 
 
@@ -136,7 +126,9 @@ def scratch(tmp_path_factory):
     root = tmp_path_factory.mktemp("snippets")
     model, processor = make_tiny_model(tmp_path_factory.mktemp("snippet_parts"), alignment_backend="torch")
     # as in the demo's checkpoint: stage 1 writes max_length and num_beams, from_pretrained_parts carries them over
+    # and clears max_new_tokens (one length bound, as modeling_dtw_align.from_pretrained_parts does)
     model.generation_config.max_length = 48
+    model.generation_config.max_new_tokens = None
     model.generation_config.num_beams = 2
     model.save_pretrained(root / MODEL_DIR)
     processor.save_pretrained(root / MODEL_DIR)

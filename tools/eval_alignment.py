@@ -82,7 +82,7 @@ def alignment_plots_and_statistics(
             sampling_rate=processor.sampling_rate,
         )
         batch = {k: v.to(model.device) for k, v in batch.items()}
-        speech, frame_mask = model.speech_embeddings(batch["input_values"], batch["attention_mask"])
+        speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
         text = model.embed_text(batch["input_ids"])
         text_mask = batch["text_attention_mask"].bool()
         out = align(speech, text, frame_mask.bool(), text_mask, method=method, backend=cfg.alignment_backend)
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     try:
         from dtw_align_hf.data import DataArguments, load_splits
     except ImportError:  # before the data-loading code moved out of cli.py
-        from dtw_align_hf.cli import DataArguments, load_splits
+        from dtw_align_hf.data import DataArguments, load_splits
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="Trained DTW-Align folder (run_finetune_st.py output_dir).")
