@@ -291,28 +291,24 @@ def test_integer_pcm_gives_the_same_features_as_float(family):
 def test_data_collator_gives_the_processors_batch_for_each_family(family):
     # The run scripts' one collator must emit the processor's own audio key and values (input_features for mel
     # encoders), so a Whisper or Speech2Text model trains from the same batches as processor(...) builds.
+    from conftest import TRANSCRIPTS, TRANSLATIONS
+
     from dtw_align_hf.data import DataCollatorSpeechTranslation
 
     name, _, processor, _, make_batch = family
     expected = make_batch(n=2)
     features = [
-        {"id": f"u{i}", "audio": synthetic_audio(s, seed=i + 1), "sampling_rate": 16000, "transcript": tr, "translation": tl}
-        for i, (s, tr, tl) in enumerate(zip((1.0, 0.7), _transcripts(), _translations()))
+        {
+            "id": f"u{i}",
+            "audio": synthetic_audio(seconds, seed=i + 1),
+            "sampling_rate": 16000,
+            "transcript": TRANSCRIPTS[i],
+            "translation": TRANSLATIONS[i],
+        }
+        for i, seconds in enumerate((1.0, 0.7))
     ]
     got = DataCollatorSpeechTranslation(processor)(features)
     key = INPUT_NAME[name]
     assert key in got and ("input_values" not in got or key == "input_values")
     for k in (key, "attention_mask", "input_ids", "labels"):
         torch.testing.assert_close(got[k], expected[k])
-
-
-def _transcripts():
-    from conftest import TRANSCRIPTS
-
-    return TRANSCRIPTS[:2]
-
-
-def _translations():
-    from conftest import TRANSLATIONS
-
-    return TRANSLATIONS[:2]

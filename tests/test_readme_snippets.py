@@ -41,8 +41,7 @@ LENGTH_WARNING = re.compile(r"max_length|max_new_tokens")
 # Blocks that fail today, by a piece of their code: strict xfails, so each must fail until its fix lands (then the
 # test reports XPASS as a failure: delete the entry). A `skip` marker in the Markdown takes precedence. Entries in
 # NOT_RUN are xfails that are not even run (the block would wait on the network).
-KNOWN_FAILURES: dict[str, str] = {
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 NOT_RUN = {"train = load_covost2("}
