@@ -247,6 +247,22 @@ def test_processor_uses_the_encoders_own_feature_extractor(tiny_whisper_dir, tin
     assert padded["attention_mask"].sum(-1).tolist() == [30, 5] and padded["input_features"].shape == (2, 16, 200)
 
 
+@pytest.mark.parametrize("window", [1.0, 1.5])
+def test_windowed_processor_survives_save_and_reload(tiny_whisper_dir, tiny_mt_dir, tmp_path, window):
+    # transformers' WhisperFeatureExtractor recomputes n_samples from chunk_length on load: a float for a fractional
+    # window, which its padding rejects (TypeError) unless the processor re-derives the integer counts.
+    processor = DTWAlignProcessor.from_pretrained_parts(
+        str(tiny_whisper_dir), str(tiny_mt_dir), speech_window_seconds=window
+    )
+    processor.save_pretrained(tmp_path)
+    reloaded = DTWAlignProcessor.from_pretrained(tmp_path)
+    clip = processor.check_audio([synthetic_audio(0.4)], 16000)
+    expected = processor.pad_audio(clip)
+    got = reloaded.pad_audio(clip)
+    assert got["input_features"].shape[-1] == round(window * 100)
+    torch.testing.assert_close(got["input_features"], expected["input_features"])
+
+
 def test_stock_asr_pipeline_runs_for_each_family(family, tmp_path):
     """`pipeline("automatic-speech-recognition")` on a saved checkpoint of each family (it passes no attention mask
     for Whisper, so only Speech2Text and HuBERT are compared with `generate`)."""
