@@ -34,7 +34,7 @@ def register_speech_seq2seq() -> None:
 
     After it, `pipeline("automatic-speech-recognition", model=checkpoint)` works for a saved or Hub checkpoint:
 
-        asr = pipeline("automatic-speech-recognition", model="runs/demo/finetune_st")
+        asr = pipeline("automatic-speech-recognition", model="runs/demo/finetune_st_whisper")
         asr({"raw": wav, "sampling_rate": 16000}, max_new_tokens=200)          # {"text": "..."}
         asr(long_wav, chunk_length_s=20, max_new_tokens=200)                    # long audio in 20 s chunks
     """

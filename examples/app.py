@@ -3,7 +3,7 @@ transcript, see how the model aligns speech frames to transcript tokens.
 
 A Gradio app in the layout of a Hugging Face Space (`app.py`, `README.md` with the Space front matter,
 `requirements.txt`, all in `examples/`). The model comes from `--model`, else the `DTW_ALIGN_HF_MODEL` environment
-variable, else the demo's output `runs/demo/finetune_st` (run `make demo` first); a Hub id works too.
+variable, else the demo's output `runs/demo/finetune_st_whisper` (run `make demo` first); a Hub id works too.
 
     pip install -e ".[app]"
     python examples/app.py                                   # http://127.0.0.1:7860
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 
-DEFAULT_MODEL = "runs/demo/finetune_st"
+DEFAULT_MODEL = "runs/demo/finetune_st_whisper"
 MODEL_ENV = "DTW_ALIGN_HF_MODEL"
 
 
 def resolve_model_path(cli_value: str | None = None) -> str:
-    """`--model`, else `$DTW_ALIGN_HF_MODEL`, else the demo's `runs/demo/finetune_st`."""
+    """`--model`, else `$DTW_ALIGN_HF_MODEL`, else the demo's `runs/demo/finetune_st_whisper`."""
     return cli_value or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 

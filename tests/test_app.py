@@ -56,7 +56,7 @@ def model_dir(make_model, tiny_processor, tmp_path):
 
 def test_model_path_resolution(app_module, monkeypatch):
     monkeypatch.delenv(app_module.MODEL_ENV, raising=False)
-    assert app_module.resolve_model_path() == "runs/demo/finetune_st"
+    assert app_module.resolve_model_path() == "runs/demo/finetune_st_whisper"
     monkeypatch.setenv(app_module.MODEL_ENV, "runs/x")
     assert app_module.resolve_model_path() == "runs/x"
     assert app_module.resolve_model_path("cli/wins") == "cli/wins"

@@ -4,19 +4,19 @@ The blocks are read from the Markdown when the tests are collected, so an edited
 
 Conventions for README writers (also in the eco handoff):
 
-- Each ```python block runs on its own (a fresh namespace), in a scratch folder where `runs/demo/finetune_st` is a
+- Each ```python block runs on its own (a fresh namespace), in a scratch folder where `runs/demo/finetune_st_whisper` is a
   tiny saved DTW-Align model with its processor (its generation config carries `max_length` and `num_beams`, as the
   demo's checkpoint does), and `metrics/` and `examples/` link to the repository's folders. Write paths as the demo
   writes them.
 - A block may use these names without defining them: `wav` and `waveform_16khz` (1 s of 16 kHz mono float32 audio),
   `speech`, `text`, `speech_mask`, `text_mask` (random embeddings `(2, 40, 16)` / `(2, 8, 16)` with boolean masks,
-  sample 1 padded), `model` and `processor` (the tiny model, loaded), `base` (its folder, "runs/demo/finetune_st").
+  sample 1 padded), `model` and `processor` (the tiny model, loaded), `base` (its folder, "runs/demo/finetune_st_whisper").
 - An HTML comment right above the fence (blank lines between are fine) changes how the block runs:
   `<!-- snippet: skip (reason) -->` skips it (for the Hub, a GPU, data we do not have; say which in the reason);
   `<!-- snippet: setup CODE -->` runs the one-line Python `CODE` first (e.g. to define a name the prose introduces).
 - A block must not print transformers' `max_new_tokens` / `max_length` conflict warning (nor any warning that
   mentions `max_length`).
-- Model-card templates are rendered first (`render_model_card("runs/demo/finetune_st", ...)`), so their
+- Model-card templates are rendered first (`render_model_card("runs/demo/finetune_st_whisper", ...)`), so their
   `{{ hub_model_id or model_name }}` becomes the scratch model's path.
 - Other fences (```bash, ```bibtex, ```text, ...) are not run.
 """
@@ -32,7 +32,7 @@ import torch
 
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_DIR = "runs/demo/finetune_st"
+MODEL_DIR = "runs/demo/finetune_st_whisper"
 LINKED = ("metrics", "examples", "docs", "recipes")
 FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r"^\s*<!--\s*snippet:\s*(skip|setup)\b\s*(.*?)\s*-->\s*$")
@@ -118,7 +118,7 @@ def _params():
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
-    """A folder with `runs/demo/finetune_st` (tiny model + processor) and links to the repository's folders."""
+    """A folder with `runs/demo/finetune_st_whisper` (tiny model + processor) and links to the repository's folders."""
     from dtw_align_hf import DTWAlignForSpeechTranslation
     from dtw_align_hf.testing_utils import make_tiny_model
 

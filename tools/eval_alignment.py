@@ -11,7 +11,7 @@ with the model's alignment method (or `--method`).
   DTW-Align against NeMo Forced Aligner timings), and plots with the reference spans.
 - `--plot_only` (or data without timings): plots of similarity and path, and the statistics; no timings needed.
 
-    python tools/eval_alignment.py --model runs/demo/finetune_st --dataset demo --split test --plot_dir plots
+    python tools/eval_alignment.py --model runs/demo/finetune_st_whisper --dataset demo --split test --plot_dir plots
     python tools/eval_alignment.py --model runs/x --dataset manifest --test_file test.tsv --plot_only --plot_dir plots
     python tools/eval_alignment.py --model runs/x --dataset manifest --test_file test.tsv \
         --reference_timings test.timings.jsonl --method cmot
