@@ -16,9 +16,7 @@ from dtw_align_hf.cli import parse_args_and_config
 
 REPO = Path(__file__).resolve().parent.parent
 # run-script recipes; accelerate configs and experiment grids (tests/test_experiments.py) have their own formats
-RECIPES = sorted(
-    p for p in (REPO / "recipes").rglob("*.yaml") if p.parent.name not in ("accelerate", "experiments")
-)
+RECIPES = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if p.parent.name not in ("accelerate", "experiments"))
 ACCELERATE = sorted((REPO / "recipes" / "accelerate").glob("*.yaml"))
 run_pretrain_mt = importlib.import_module("run_pretrain_mt")
 run_finetune_st = importlib.import_module("run_finetune_st")
