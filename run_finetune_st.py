@@ -95,6 +95,13 @@ class ModelArguments:
         default=True, metadata={"help": "Freeze the speech encoder's convolutional feature extractor (CMOT does)."}
     )
     freeze_speech_encoder: bool = field(default=False, metadata={"help": "Freeze the whole speech encoder."})
+    cache_speech_encoder_outputs: bool = field(
+        default=False,
+        metadata={
+            "help": "With --freeze_speech_encoder: compute the frozen encoder's output once per utterance and reuse it "
+            "in later epochs (eval-mode outputs, kept in memory). Most of a frozen-encoder CPU step is the encoder."
+        },
+    )
     layerdrop: float = field(
         default=0.0,
         metadata={
@@ -271,6 +278,8 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
         )
     if model_args.freeze_speech_encoder:
         model.freeze_speech_encoder()
+        if model_args.cache_speech_encoder_outputs:
+            model.cache_speech_encoder_outputs()
     elif model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if model_args.lora_r > 0:
@@ -336,6 +345,11 @@ def check_setup(model_args: ModelArguments, data_args: DataArguments, align_args
         ]
         if refused:
             raise SetupError(_architecture_message(refused, model_args.model_name_or_path))
+    if model_args.cache_speech_encoder_outputs and not model_args.freeze_speech_encoder:
+        raise SetupError(
+            "--cache_speech_encoder_outputs reuses the speech encoder's outputs, which change while it trains: add "
+            "--freeze_speech_encoder, or drop --cache_speech_encoder_outputs."
+        )
     check_paths(
         processor_name_or_path=model_args.processor_name_or_path,
         files={"train_file": data_args.train_file, "eval_file": data_args.eval_file, "test_file": data_args.test_file},

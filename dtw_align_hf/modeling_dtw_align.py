@@ -38,6 +38,7 @@ from .modeling_dtw_align_blocks import (
     translation_positions,
 )
 from .modeling_speech_encoders import (
+    FrozenEncoderCache,
     build_speech_encoder,
     check_audio_batch,
     encoder_output_lengths,
@@ -116,6 +117,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 sub_config._attn_implementation = self.config._attn_implementation
         self.main_input_name = speech_input_name(self.config.speech_config)
         self._training_progress = 0.0
+        self._speech_cache: FrozenEncoderCache | None = None
         object.__setattr__(self, "_encoder_view", DTWAlignEncoderView(self))
         self.post_init()
         gen = self.generation_config
@@ -218,6 +220,22 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             if hasattr(module, "_requires_grad"):
                 module._requires_grad = False
 
+    def cache_speech_encoder_outputs(self, enabled: bool = True) -> None:
+        """Compute the frozen speech encoder's output once per utterance and reuse it (`FrozenEncoderCache`).
+
+        Call `freeze_speech_encoder()` first: a trainable encoder's outputs change every step. Cached outputs are the
+        encoder's eval-mode outputs (no dropout or SpecAugment), in training and at inference alike.
+        """
+        if not enabled:
+            self._speech_cache = None
+            return
+        if any(p.requires_grad for p in self.speech_encoder.parameters()):
+            raise ValueError(
+                "cache_speech_encoder_outputs needs a frozen speech encoder (its outputs would change as it trains): "
+                "call model.freeze_speech_encoder() first (run scripts: --freeze_speech_encoder)."
+            )
+        self._speech_cache = FrozenEncoderCache()
+
     def set_training_progress(self, progress: float) -> None:
         """Share of training done, in [0, 1]; read by the `"linear"` mixup-ratio schedule (the trainer sets it)."""
         self._training_progress = float(progress)
@@ -280,7 +298,10 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         lengths = self._audio_lengths(audio, attention_mask)
         # The processor returns float32; a model loaded with `dtype=torch.bfloat16` needs its own dtype at the input.
         audio = audio.to(self.speech_encoder.dtype)
-        hidden = run_speech_encoder(self.speech_encoder, audio, attention_mask, spec_augment=spec_augment)
+        if self._speech_cache is not None:
+            hidden = self._speech_cache(self.speech_encoder, audio, attention_mask, lengths)
+        else:
+            hidden = run_speech_encoder(self.speech_encoder, audio, attention_mask, spec_augment=spec_augment)
         speech_embeds, lengths = self.adapter(hidden, encoder_output_lengths(self.speech_encoder, lengths))
         frame_mask = (torch.arange(speech_embeds.size(1), device=lengths.device)[None, :] < lengths[:, None]).long()
         return speech_embeds, frame_mask

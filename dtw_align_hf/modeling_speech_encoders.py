@@ -16,6 +16,8 @@ Whisper's 30 s is built by rebuilding the sinusoidal position table (`max_source
 as `WhisperPreTrainedModel._init_weights` does; pretrained conv and layer weights load unchanged.
 """
 
+import hashlib
+
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
@@ -138,6 +140,65 @@ def run_speech_encoder(
         return encoder(inputs, attention_mask=attention_mask).last_hidden_state
     finally:
         encoder.config.apply_spec_augment = True
+
+
+class FrozenEncoderCache:
+    """The outputs of a frozen speech encoder, computed once per utterance and reused in later steps and epochs.
+
+    A frozen encoder gives the same output for the same audio every epoch, and with it frozen its forward pass is most
+    of a CPU training step (a Whisper encoder runs over its whole window). Outputs are computed in eval mode (no
+    dropout, no SpecAugment) under `no_grad`, keyed by a hash of each utterance's real input units and its length,
+    and kept in memory (about `frames x hidden x 4` bytes per utterance: 350 x 512 x 4 = 0.7 MB for 7 s of Whisper
+    base). Utterances not yet cached are encoded together as one sub-batch. Whisper (fixed window, no masks) gives
+    exactly the uncached eval-mode output; waveform encoders with group norm over the padded length (HuBERT base)
+    can differ slightly, since an utterance is encoded in whichever batch first held it. Each lookup copies the
+    batch's audio to the host for hashing: the option is for frozen-encoder runs where the encoder dominates.
+    """
+
+    def __init__(self) -> None:
+        self.store: dict[bytes, torch.Tensor] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _key(row: torch.Tensor, length: int) -> bytes:
+        digest = hashlib.blake2b(row.detach().float().cpu().contiguous().numpy().tobytes(), digest_size=16)
+        return digest.digest() + int(length).to_bytes(8, "little")
+
+    def __call__(
+        self,
+        encoder: PreTrainedModel,
+        inputs: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        lengths: torch.Tensor,
+    ) -> torch.Tensor:
+        """Encoder hidden states `(B, T', C)` of `inputs`, zero beyond each utterance's real frames."""
+        axis = 1 if speech_input_name(encoder.config) == "input_values" else feature_frames_axis(encoder.config)
+        units = lengths.tolist()
+        keys = [self._key(inputs[b].narrow(axis - 1, 0, n), n) for b, n in enumerate(units)]
+        missing = [b for b, key in enumerate(keys) if key not in self.store]
+        if missing:
+            index = torch.tensor(missing, device=inputs.device)
+            mask = None if attention_mask is None else attention_mask.index_select(0, index)
+            was_training = encoder.training
+            encoder.eval()
+            try:
+                with torch.no_grad():
+                    hidden = run_speech_encoder(encoder, inputs.index_select(0, index), mask)
+            finally:
+                encoder.train(was_training)
+            frames = encoder_output_lengths(encoder, lengths.index_select(0, index)).tolist()
+            for j, b in enumerate(missing):
+                self.store[keys[b]] = hidden[j, : frames[j]].clone()
+        self.misses += len(missing)
+        self.hits += len(keys) - len(missing)
+        total = int(encoder_output_lengths(encoder, torch.tensor([inputs.shape[axis]]))[0])
+        first = self.store[keys[0]]
+        out = first.new_zeros(len(keys), total, first.shape[-1])
+        for b, key in enumerate(keys):
+            cached = self.store[key]
+            out[b, : cached.shape[0]] = cached
+        return out.to(inputs.device)
 
 
 def feature_encoder_modules(encoder: PreTrainedModel) -> list[nn.Module]:
@@ -293,6 +354,7 @@ __all__ = [
     "FEATURE_FRAMES_PER_SECOND",
     "MEL_ENCODER_TYPES",
     "WHISPER_WINDOW_SECONDS",
+    "FrozenEncoderCache",
     "build_speech_encoder",
     "check_audio_batch",
     "check_feature_shape",

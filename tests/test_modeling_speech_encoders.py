@@ -328,3 +328,38 @@ def test_data_collator_gives_the_processors_batch_for_each_family(family):
     assert key in got and ("input_values" not in got or key == "input_values")
     for k in (key, "attention_mask", "input_ids", "labels"):
         torch.testing.assert_close(got[k], expected[k])
+
+
+def test_frozen_encoder_cache_equals_the_encoder_and_runs_it_once_per_utterance(family):
+    _, _, _, make_model, make_batch = family
+    model = make_model()
+    with pytest.raises(ValueError, match="freeze_speech_encoder"):
+        model.cache_speech_encoder_outputs()  # a trainable encoder's outputs change every step
+    model.freeze_speech_encoder()
+    batch = make_batch(n=2)
+    audio, mask = batch[model.main_input_name], batch["attention_mask"]
+    with torch.no_grad():
+        reference, reference_mask = model.speech_embeddings(audio, mask)  # eval mode, no cache
+    model.cache_speech_encoder_outputs()
+    calls = []
+    hook = model.speech_encoder.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            first, first_mask = model.speech_embeddings(audio, mask)
+            second, _ = model.speech_embeddings(audio, mask)  # a second epoch: all hits
+            model.train()  # training mode still reads the cache (eval-mode outputs: no dropout, no SpecAugment)
+            model.speech_embeddings(audio, mask)
+            model.eval()
+            alone, alone_mask = model.speech_embeddings(audio[1:2], mask[1:2])  # another batch composition: a hit
+    finally:
+        hook.remove()
+    assert calls == [2], "the frozen encoder ran more than once per utterance"
+    assert model._speech_cache.hits == 5 and model._speech_cache.misses == 2
+    assert torch.equal(first_mask, reference_mask)
+    real = reference_mask.bool()
+    torch.testing.assert_close(first[real], reference[real], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(second, first)
+    n = int(alone_mask.sum())
+    torch.testing.assert_close(alone[0, :n], first[1, :n], rtol=1e-5, atol=1e-5)
+    model.cache_speech_encoder_outputs(False)
+    assert model._speech_cache is None

@@ -73,6 +73,16 @@ def test_missing_stage1_model_is_refused_before_work(tmp_path, no_work, tiny_mt_
     assert not (tmp_path / "st").exists()  # nothing written
 
 
+def test_encoder_cache_without_a_frozen_encoder_is_refused_before_work(tmp_path, no_work, tiny_mt_dir):
+    with pytest.raises(SetupError, match="--cache_speech_encoder_outputs.*--freeze_speech_encoder"):
+        st(
+            ["--config", ST_RECIPE, "--cache_speech_encoder_outputs"],
+            tmp_path,
+            mt_model_name_or_path=str(tiny_mt_dir),
+            freeze_speech_encoder=False,
+        )
+
+
 def test_nested_speech_encoder_config_typo_is_refused(tmp_path):
     with pytest.raises(SetupError, match=r"(?s)num_hiden_layers.*did you mean 'num_hidden_layers'"):
         st(["--config", ST_RECIPE], tmp_path, speech_encoder_config={"model_type": "hubert", "num_hiden_layers": 2})
