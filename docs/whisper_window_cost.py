@@ -1,6 +1,6 @@
 """CPU time of one utterance through a random base-size Whisper encoder, per fixed window (README, "Speech encoders").
 
-    OMP_NUM_THREADS=1 python docs/whisper_window_cost.py
+OMP_NUM_THREADS=1 python docs/whisper_window_cost.py
 """
 
 import time
