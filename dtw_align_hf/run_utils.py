@@ -311,6 +311,16 @@ def evaluate_test_set(trainer, test_dataset, tokenizer, counter=None, references
 
     output = trainer.predict(test_dataset, metric_key_prefix="test")
     preds = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    if preds is None:  # every test batch was skipped: nothing to score, but the trained model is saved already
+        if counter is not None:
+            gather_bad_record_counters({"test": counter})
+        skipped = counter.skipped if counter is not None else "all"
+        logger.warning(
+            f"No test utterance could be used ({skipped} skipped; their warnings above say why, e.g. audio files that "
+            "do not exist): the test set is not scored. Fix the test manifest's audio paths or columns and rerun "
+            "with --model_name_or_path <output_dir> --do_train false to evaluate the saved model."
+        )
+        return {"num_samples": 0, "hypotheses": [], "references": [], "not_scored": "no usable test utterance"}
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     hyps = [h.strip() for h in tokenizer.batch_decode(np.where(preds != -100, preds, pad), skip_special_tokens=True)]
     if counter is not None:

@@ -251,3 +251,21 @@ def test_script_prints_one_line_and_exits_2(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("run_finetune_st.py: error: --mixup 'interp'")
+
+
+def test_a_test_set_without_one_usable_utterance_is_reported_not_fatal(caplog):
+    # Every test batch skipped (e.g. a manifest whose audio paths are all wrong): Trainer.predict then returns no
+    # predictions; the run must end with a clear warning and an unscored result, not a TypeError after training.
+    from types import SimpleNamespace
+
+    from dtw_align_hf.data.validation import BadRecordCounter
+    from dtw_align_hf.run_utils import evaluate_test_set
+
+    trainer = SimpleNamespace(predict=lambda *a, **k: SimpleNamespace(predictions=None, label_ids=None))
+    tokenizer = SimpleNamespace(pad_token_id=1)
+    counter = BadRecordCounter("manifest/test")
+    counter.skip("u1", "unreadable_audio", "audio file not found: a.flac")
+    with caplog.at_level("WARNING"):
+        out = evaluate_test_set(trainer, [], tokenizer, counter)
+    assert out["num_samples"] == 0 and out["hypotheses"] == [] and "bleu" not in out
+    assert "No test utterance could be used (1 skipped" in caplog.text
