@@ -93,7 +93,7 @@ def test_demo_grid_plans_every_system_on_a_shared_stage1():
             assert runs.index(run.depends_on) < runs.index(run)
             assert _flag(command, "demo_train_size") == str(grid.data[run.data]["demo_train_size"])
     flags = grid.systems
-    # the preset is spelled out, since the demo recipe sets alignment/mixup/kl_weight explicitly (CMOT: cmot.md)
+    # the preset is spelled out, since the demo recipe sets alignment/mixup/kl_weight explicitly (CMOT's released recipe)
     assert flags["cmot"]["alignment"] == "cmot" and flags["cmot"]["mixup"] == "discrete"
     assert flags["cmot"]["kl_weight"] == 2.0 and flags["cmot"]["mix_weight"] == 0.0
     assert (flags["dtw_align"]["alignment"], flags["dtw_align"]["mixup"]) == ("dtw", "interpolation")

@@ -1,4 +1,4 @@
-"""LoRA through peft's own API (transformers' built-in PEFT methods need peft >= 0.22, see notes/hf.md section 5)."""
+"""LoRA through peft's own API (transformers' built-in PEFT methods need peft >= 0.22, not released yet)."""
 
 import pytest
 import torch
