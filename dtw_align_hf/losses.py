@@ -12,6 +12,18 @@ import torch.nn.functional as F
 IGNORE_INDEX = -100
 
 
+def shift_labels_right(labels: torch.Tensor, decoder_start_token_id: int, pad_token_id: int) -> torch.Tensor:
+    """Teacher-forcing decoder inputs `(B, L)`: `labels` shifted right behind `decoder_start_token_id`, -100 -> pad.
+
+    The one implementation behind `DTWAlignForSpeechTranslation.prepare_decoder_input_ids_from_labels` (stage 2) and
+    `DataCollatorTextTranslation` (stage 1).
+    """
+    shifted = labels.new_zeros(labels.shape)
+    shifted[:, 1:] = labels[:, :-1].clone()
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == IGNORE_INDEX, pad_token_id)
+
+
 def label_smoothed_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1, ignore_index: int = IGNORE_INDEX
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,4 +94,4 @@ def weighted_total(terms: dict[str, torch.Tensor | None], weights: dict[str, flo
     return total
 
 
-__all__ = ["IGNORE_INDEX", "label_smoothed_cross_entropy", "symmetric_kl", "weighted_total"]
+__all__ = ["IGNORE_INDEX", "label_smoothed_cross_entropy", "shift_labels_right", "symmetric_kl", "weighted_total"]

@@ -24,7 +24,7 @@ from transformers.utils import logging
 
 from .alignment import AlignmentOutput, align
 from .configuration_dtw_align import DTWAlignConfig
-from .losses import IGNORE_INDEX, label_smoothed_cross_entropy, symmetric_kl, weighted_total
+from .losses import IGNORE_INDEX, label_smoothed_cross_entropy, shift_labels_right, symmetric_kl, weighted_total
 from .mixup import mix, sample_mixup_ratio
 from .modeling_dtw_align_blocks import (
     DTWAlignConvAdapter,
@@ -248,10 +248,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         start = self.config.decoder_start_token_id
         if start is None:
             raise ValueError("`config.decoder_start_token_id` is not set; set it to the decoder's start token (eos).")
-        shifted = labels.new_zeros(labels.shape)
-        shifted[:, 1:] = labels[:, :-1].clone()
-        shifted[:, 0] = start
-        return shifted.masked_fill(shifted == IGNORE_INDEX, self.config.pad_token_id)
+        return shift_labels_right(labels, start, self.config.pad_token_id)
 
     # ------------------------------------------------------------------ input checks
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from ..losses import shift_labels_right
 from .batching import bucket_by_length, length_grouped_sampler, sort_by_length_buffered
 
 
@@ -181,12 +182,8 @@ class DataCollatorTextTranslation:
         input_ids, attention_mask = pad_ids(sources, tokenizer.pad_token_id)
         labels, _ = pad_ids(targets, self.label_pad_token_id)
         start = self.decoder_start_token_id if self.decoder_start_token_id is not None else tokenizer.eos_token_id
-        decoder_input_ids = labels.new_full(labels.shape, tokenizer.pad_token_id)
-        decoder_input_ids[:, 1:] = labels[:, :-1]
-        decoder_input_ids[:, 0] = start
-        decoder_input_ids = decoder_input_ids.masked_fill(
-            decoder_input_ids == self.label_pad_token_id, tokenizer.pad_token_id
-        )
+        # the same shift as the stage-2 model's prepare_decoder_input_ids_from_labels (one implementation)
+        decoder_input_ids = shift_labels_right(labels, start, tokenizer.pad_token_id)
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
