@@ -42,6 +42,39 @@ def reference_timings_for(data_args) -> dict[str, list[dict[str, Any]]] | None:
 
 
 @torch.no_grad()
+def align_rows(model, processor, rows: list[dict[str, Any]], method: str):
+    """Processor -> the model's speech and transcript embeddings -> `align`, for a list of decoded rows.
+
+    The one route every evaluation here (and `tools/eval_alignment.py`) takes, with the model's own alignment settings
+    (backend, window, similarity corrections). Returns `(batch, speech, text, frame_mask, text_mask, out)`:
+    the processor's batch on the model's device, `(B, N, D)` / `(B, M, D)` embeddings, the `(B, N)` long frame mask,
+    the `(B, M)` bool token mask and the `AlignmentOutput`.
+    """
+    from dtw_align_hf.alignment import align
+
+    cfg = model.config
+    batch = processor(
+        audio=[r["audio"] for r in rows], text=[r["transcript"] for r in rows], sampling_rate=processor.sampling_rate
+    )
+    batch = {k: v.to(model.device) for k, v in batch.items()}
+    speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
+    text = model.embed_text(batch["input_ids"])
+    text_mask = batch["text_attention_mask"].bool()
+    out = align(
+        speech,
+        text,
+        frame_mask.bool(),
+        text_mask,
+        method=method,
+        backend=cfg.alignment_backend,
+        window=cfg.alignment_window,
+        normalization=getattr(cfg, "alignment_normalization", "none"),
+        diagonal_prior=getattr(cfg, "alignment_diagonal_prior", 0.0),
+    )
+    return batch, speech, text, frame_mask, text_mask, out
+
+
+@torch.no_grad()
 def evaluate_alignment(
     model,
     processor,
@@ -69,7 +102,7 @@ def evaluate_alignment(
         `{"token_accuracy", "frame_accuracy", "num_samples", "skipped", "method", "reference", "plots"}`;
         accuracies are means over utterances, in [0, 1].
     """
-    from dtw_align_hf.alignment import align, cosine_similarity
+    from dtw_align_hf.alignment import cosine_similarity
     from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
 
     model.eval()
@@ -86,24 +119,7 @@ def evaluate_alignment(
         skipped += min(n, start + batch_size) - start - len(rows)
         if not rows:
             continue
-        batch = processor(
-            audio=[r["audio"] for r in rows],
-            text=[r["transcript"] for r in rows],
-            sampling_rate=processor.sampling_rate,
-        )
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
-        text = model.embed_text(batch["input_ids"])
-        text_mask = batch["text_attention_mask"].bool()
-        out = align(
-            speech,
-            text,
-            frame_mask.bool(),
-            text_mask,
-            method=method,
-            backend=cfg.alignment_backend,
-            window=cfg.alignment_window,
-        )
+        batch, speech, text, frame_mask, text_mask, out = align_rows(model, processor, rows, method)
         similarity = None
         for b, row in enumerate(rows):
             n_frames, n_tokens = int(frame_mask[b].sum()), int(text_mask[b].sum())
@@ -165,7 +181,7 @@ def plot_alignments(
     similarity matrix and the model's frame -> token path, no accuracy. Returns `{"plots", "plot_dir", "method",
     "num_samples", "reference": None, "token_accuracy": None}`.
     """
-    from dtw_align_hf.alignment import align, cosine_similarity
+    from dtw_align_hf.alignment import cosine_similarity
     from dtw_align_hf.plotting import plot_alignment
 
     model.eval()
@@ -179,18 +195,9 @@ def plot_alignments(
         if row.get("audio") is None or not str(row.get("transcript") or "").strip():
             continue
         try:
-            batch = processor(audio=[row["audio"]], text=[row["transcript"]], sampling_rate=processor.sampling_rate)
+            batch, speech, text, frame_mask, text_mask, out = align_rows(model, processor, [row], method)
         except ValueError:  # audio the processor rejects (too long, NaN): the test evaluation counted it
             continue
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        audio_key = "input_values" if "input_values" in batch else "input_features"
-        speech, frame_mask = model.speech_embeddings(batch[audio_key], batch["attention_mask"])
-        text = model.embed_text(batch["input_ids"])
-        text_mask = batch["text_attention_mask"].bool()
-        out = align(
-            speech, text, frame_mask.bool(), text_mask, method=method, backend=cfg.alignment_backend,
-            window=cfg.alignment_window,
-        )  # fmt: skip
         n_frames, n_tokens = int(frame_mask[0].sum()), int(text_mask[0].sum())
         similarity = cosine_similarity(speech, text, frame_mask.bool(), text_mask)
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
@@ -210,4 +217,4 @@ def plot_alignments(
     return result
 
 
-__all__ = ["evaluate_alignment", "frames_per_second", "plot_alignments", "reference_timings_for"]
+__all__ = ["align_rows", "evaluate_alignment", "frames_per_second", "plot_alignments", "reference_timings_for"]

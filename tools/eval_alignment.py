@@ -60,7 +60,8 @@ def alignment_plots_and_statistics(
     Returns `alignment_statistics`' batch figures (no `per_sample`) plus `num_samples`, `skipped` (rows without
     audio), `method`, `frames_per_second`, `plots` (PNG paths: similarity matrix and path, no reference spans).
     """
-    from dtw_align_hf.alignment import align, cosine_similarity
+    from dtw_align_hf.alignment import cosine_similarity
+    from dtw_align_hf.evaluation import align_rows
     from dtw_align_hf.metrics import alignment_statistics
     from dtw_align_hf.plotting import plot_alignment
 
@@ -76,16 +77,7 @@ def alignment_plots_and_statistics(
         skipped += len(rows) - len(kept)
         if not kept:
             continue
-        batch = processor(
-            audio=[r["audio"] for r in kept],
-            text=[r["transcript"] for r in kept],
-            sampling_rate=processor.sampling_rate,
-        )
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        speech, frame_mask = model.speech_embeddings(batch[model.main_input_name], batch["attention_mask"])
-        text = model.embed_text(batch["input_ids"])
-        text_mask = batch["text_attention_mask"].bool()
-        out = align(speech, text, frame_mask.bool(), text_mask, method=method, backend=cfg.alignment_backend)
+        batch, speech, text, frame_mask, text_mask, out = align_rows(model, processor, kept, method)
         similarity = None
         for b, row in enumerate(kept):
             n_frames, n_tokens = int(frame_mask[b].sum()), int(text_mask[b].sum())
