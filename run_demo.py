@@ -39,6 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+# --quick (a tiny corpus, a few steps): one definition, shared with `python -m dtw_align_hf.experiments --quick`
+from dtw_align_hf.experiments.grid import QUICK
+
 
 REPO = Path(__file__).resolve().parent
 METHODS = ("dtw", "cmot", "nn", "uniform")
@@ -46,18 +49,6 @@ METHODS = ("dtw", "cmot", "nn", "uniform")
 ENCODERS = {
     "whisper": ("recipes/demo/finetune_st_whisper.yaml", "pretrained Whisper base encoder (frozen)"),
     "random": ("recipes/demo/finetune_st.yaml", "random-init HuBERT (trained)"),
-}
-
-# --quick: the same pipeline on a tiny corpus with a few steps, for a smoke test.
-QUICK = {
-    "demo_train_size": 48,
-    "demo_eval_size": 8,
-    "demo_test_size": 8,
-    "max_steps": 12,
-    "save_steps": 6,
-    "logging_steps": 3,
-    "warmup_steps": 2,
-    "per_device_train_batch_size": 8,
 }
 
 
