@@ -102,6 +102,13 @@ class ModelArguments:
             "in later epochs (eval-mode outputs, kept in memory). Most of a frozen-encoder CPU step is the encoder."
         },
     )
+    speech_encoder_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --cache_speech_encoder_outputs: also keep the frozen encoder's outputs in this folder (a "
+            "sub-folder per encoder, named by a hash of its weights) and reuse them in later runs on the same audio."
+        },
+    )
     layerdrop: float = field(
         default=0.0,
         metadata={
@@ -279,7 +286,7 @@ def build_model(model_args: ModelArguments, align_args: DTWAlignArguments, train
     if model_args.freeze_speech_encoder:
         model.freeze_speech_encoder()
         if model_args.cache_speech_encoder_outputs:
-            model.cache_speech_encoder_outputs()
+            model.cache_speech_encoder_outputs(directory=model_args.speech_encoder_cache_dir)
     elif model_args.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if model_args.lora_r > 0:
@@ -349,6 +356,11 @@ def check_setup(model_args: ModelArguments, data_args: DataArguments, align_args
         raise SetupError(
             "--cache_speech_encoder_outputs reuses the speech encoder's outputs, which change while it trains: add "
             "--freeze_speech_encoder, or drop --cache_speech_encoder_outputs."
+        )
+    if model_args.speech_encoder_cache_dir and not model_args.cache_speech_encoder_outputs:
+        raise SetupError(
+            "--speech_encoder_cache_dir is where --cache_speech_encoder_outputs keeps the encoder's outputs: add "
+            "--cache_speech_encoder_outputs (and --freeze_speech_encoder), or drop --speech_encoder_cache_dir."
         )
     check_paths(
         processor_name_or_path=model_args.processor_name_or_path,

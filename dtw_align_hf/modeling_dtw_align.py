@@ -14,6 +14,7 @@ Speech-encoder families (waveform `input_values`; Whisper / Speech2Text `input_f
 """
 
 import copy
+import os
 
 import torch
 from torch import nn
@@ -220,11 +221,12 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             if hasattr(module, "_requires_grad"):
                 module._requires_grad = False
 
-    def cache_speech_encoder_outputs(self, enabled: bool = True) -> None:
+    def cache_speech_encoder_outputs(self, enabled: bool = True, directory: str | os.PathLike | None = None) -> None:
         """Compute the frozen speech encoder's output once per utterance and reuse it (`FrozenEncoderCache`).
 
         Call `freeze_speech_encoder()` first: a trainable encoder's outputs change every step. Cached outputs are the
-        encoder's eval-mode outputs (no dropout or SpecAugment), in training and at inference alike.
+        encoder's eval-mode outputs (no dropout or SpecAugment), in training and at inference alike. With `directory`
+        they are kept on disk too and shared by later runs of the same encoder.
         """
         if not enabled:
             self._speech_cache = None
@@ -234,7 +236,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 "cache_speech_encoder_outputs needs a frozen speech encoder (its outputs would change as it trains): "
                 "call model.freeze_speech_encoder() first (run scripts: --freeze_speech_encoder)."
             )
-        self._speech_cache = FrozenEncoderCache()
+        self._speech_cache = FrozenEncoderCache(directory)
 
     def set_training_progress(self, progress: float) -> None:
         """Share of training done, in [0, 1]; read by the `"linear"` mixup-ratio schedule (the trainer sets it)."""

@@ -17,6 +17,9 @@ as `WhisperPreTrainedModel._init_weights` does; pretrained conv and layer weight
 """
 
 import hashlib
+import os
+import pickle
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -153,12 +156,57 @@ class FrozenEncoderCache:
     exactly the uncached eval-mode output; waveform encoders with group norm over the padded length (HuBERT base)
     can differ slightly, since an utterance is encoded in whichever batch first held it. Each lookup copies the
     batch's audio to the host for hashing: the option is for frozen-encoder runs where the encoder dominates.
+
+    With `directory`, outputs are also written there (one `.pt` file per utterance, written to a temporary name and
+    renamed, so concurrent runs can share the folder) under a sub-folder named by a hash of the encoder's config and
+    weights, and later runs with the same encoder and audio read them instead of running the encoder: the grids of
+    `dtw_align_hf.experiments` pay for a frozen Whisper encoder once per corpus, not once per system.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, directory: str | os.PathLike | None = None) -> None:
         self.store: dict[bytes, torch.Tensor] = {}
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
+        self.directory = Path(directory) if directory is not None else None
+        self._folder: Path | None = None  # <directory>/<encoder fingerprint>, fixed at the first lookup
+
+    @staticmethod
+    def fingerprint(encoder: PreTrainedModel) -> str:
+        """A hash of the encoder's configuration and every weight: outputs on disk are only reused by the same encoder."""
+        digest = hashlib.blake2b(encoder.config.to_json_string(use_diff=False).encode(), digest_size=12)
+        for name, tensor in sorted(encoder.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def _disk_folder(self, encoder: PreTrainedModel) -> Path | None:
+        if self.directory is None:
+            return None
+        if self._folder is None:
+            self._folder = self.directory / self.fingerprint(encoder)
+            self._folder.mkdir(parents=True, exist_ok=True)
+        return self._folder
+
+    def _load(self, folder: Path | None, key: bytes, device: torch.device) -> bool:
+        if folder is None:
+            return False
+        path = folder / f"{key.hex()}.pt"
+        if not path.is_file():
+            return False
+        try:
+            self.store[key] = torch.load(path, map_location=device, weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):  # torn or foreign: recompute
+            return False
+        return True
+
+    def _save(self, folder: Path | None, key: bytes, hidden: torch.Tensor) -> None:
+        if folder is None:
+            return
+        path = folder / f"{key.hex()}.pt"
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # concurrent runs each write their own tmp file
+        torch.save(hidden, tmp)
+        os.replace(tmp, path)
 
     @staticmethod
     def _key(row: torch.Tensor, length: int) -> bytes:
@@ -176,6 +224,9 @@ class FrozenEncoderCache:
         axis = 1 if speech_input_name(encoder.config) == "input_values" else feature_frames_axis(encoder.config)
         units = lengths.tolist()
         keys = [self._key(inputs[b].narrow(axis - 1, 0, n), n) for b, n in enumerate(units)]
+        folder = self._disk_folder(encoder)
+        on_disk = [b for b, key in enumerate(keys) if key not in self.store and self._load(folder, key, inputs.device)]
+        self.disk_hits += len(on_disk)
         missing = [b for b, key in enumerate(keys) if key not in self.store]
         if missing:
             index = torch.tensor(missing, device=inputs.device)
@@ -190,6 +241,7 @@ class FrozenEncoderCache:
             frames = encoder_output_lengths(encoder, lengths.index_select(0, index)).tolist()
             for j, b in enumerate(missing):
                 self.store[keys[b]] = hidden[j, : frames[j]].clone()
+                self._save(folder, keys[b], self.store[keys[b]].cpu())
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
         total = int(encoder_output_lengths(encoder, torch.tensor([inputs.shape[axis]]))[0])

@@ -3,6 +3,7 @@
 The `family` fixture (conftest.py) gives tiny random encoders saved with their own feature extractors.
 """
 
+import copy
 import json
 import os
 import subprocess
@@ -363,3 +364,53 @@ def test_frozen_encoder_cache_equals_the_encoder_and_runs_it_once_per_utterance(
     torch.testing.assert_close(alone[0, :n], first[1, :n], rtol=1e-5, atol=1e-5)
     model.cache_speech_encoder_outputs(False)
     assert model._speech_cache is None
+
+
+def test_frozen_encoder_cache_on_disk_is_shared_by_a_second_model_and_keyed_by_the_weights(family, tmp_path):
+    _, _, _, make_model, make_batch = family
+    model = make_model()
+    model.freeze_speech_encoder()
+    batch = make_batch(n=2)
+    audio, mask = batch[model.main_input_name], batch["attention_mask"]
+    with torch.no_grad():
+        reference, reference_mask = model.speech_embeddings(audio, mask)
+    model.cache_speech_encoder_outputs(directory=tmp_path / "enc")
+    with torch.no_grad():
+        model.speech_embeddings(audio, mask)
+    folders = list((tmp_path / "enc").iterdir())
+    assert len(folders) == 1 and len(list(folders[0].glob("*.pt"))) == 2
+    assert not list(folders[0].glob("*.tmp"))
+
+    # a second run (a new model with the same weights) reads the files and never runs its encoder
+    again = copy.deepcopy(model)
+    again.cache_speech_encoder_outputs(directory=tmp_path / "enc")
+    calls = []
+    hook = again.speech_encoder.register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        with torch.no_grad():
+            second, second_mask = again.speech_embeddings(audio, mask)
+    finally:
+        hook.remove()
+    assert calls == [] and again._speech_cache.disk_hits == 2
+    real = reference_mask.bool()
+    assert torch.equal(second_mask, reference_mask)
+    torch.testing.assert_close(second[real], reference[real], rtol=1e-5, atol=1e-5)
+
+    # other weights: another sub-folder, the encoder runs
+    with torch.no_grad():
+        next(again.speech_encoder.parameters()).add_(0.5)
+    other = copy.deepcopy(again)
+    other.cache_speech_encoder_outputs(directory=tmp_path / "enc")
+    with torch.no_grad():
+        other.speech_embeddings(audio, mask)
+    assert other._speech_cache.disk_hits == 0 and len(list((tmp_path / "enc").iterdir())) == 2
+
+    # a torn file is recomputed, not trusted
+    for path in folders[0].glob("*.pt"):
+        path.write_bytes(b"torn")
+    torn = copy.deepcopy(model)
+    torn.cache_speech_encoder_outputs(directory=tmp_path / "enc")
+    with torch.no_grad():
+        third, _ = torn.speech_embeddings(audio, mask)
+    assert torn._speech_cache.disk_hits == 0 and torn._speech_cache.misses == 2
+    torch.testing.assert_close(third[real], reference[real], rtol=1e-5, atol=1e-5)

@@ -83,6 +83,17 @@ def test_encoder_cache_without_a_frozen_encoder_is_refused_before_work(tmp_path,
         )
 
 
+def test_encoder_cache_folder_without_the_cache_is_refused_before_work(tmp_path, no_work, tiny_mt_dir):
+    with pytest.raises(SetupError, match="--speech_encoder_cache_dir.*add --cache_speech_encoder_outputs"):
+        st(
+            ["--config", ST_RECIPE, "--speech_encoder_cache_dir", str(tmp_path / "enc")],
+            tmp_path,
+            mt_model_name_or_path=str(tiny_mt_dir),
+            freeze_speech_encoder=True,
+        )
+    assert not (tmp_path / "enc").exists()
+
+
 def test_nested_speech_encoder_config_typo_is_refused(tmp_path):
     with pytest.raises(SetupError, match=r"(?s)num_hiden_layers.*did you mean 'num_hidden_layers'"):
         st(["--config", ST_RECIPE], tmp_path, speech_encoder_config={"model_type": "hubert", "num_hiden_layers": 2})
