@@ -8,6 +8,8 @@ the planning, resume and aggregation logic in milliseconds; `test_quick_grid_end
 import json
 import math
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -196,6 +198,54 @@ def test_a_failed_run_is_recorded_and_the_grid_goes_on(tmp_path):
     assert "Not finished" in (grid.output_dir / "results.md").read_text()
 
 
+class SlowFakeScripts(FakeScripts):
+    """FakeScripts that take a moment and record how many runs were live at once, and each run's stage-1 state."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.lock, self.live, self.peak, self.stage1_done = threading.Lock(), 0, 0, {}
+
+    def __call__(self, command, log_path, cwd, env):
+        out = Path(_flag(command, "output_dir"))
+        if out.name != STAGE1_NAME:
+            self.stage1_done[str(out)] = (out.parent / STAGE1_NAME / "results.json").is_file()
+        with self.lock:
+            self.live += 1
+            self.peak = max(self.peak, self.live)
+        time.sleep(0.05)
+        try:
+            return super().__call__(command, log_path, cwd, env)
+        finally:
+            with self.lock:
+                self.live -= 1
+
+
+def test_parallel_jobs_respect_stage1_and_give_the_sequential_results(tmp_path):
+    grid = _grid(tmp_path)
+    fake = SlowFakeScripts(fail={"cmot"})
+    messages = []
+    state = execute(grid, REPO, runner=fake, progress=False, echo=messages.append, jobs=3)
+    assert fake.peak >= 2, "no two runs ever ran at once"
+    assert fake.stage1_done and all(fake.stage1_done.values()), "a system started before its stage 1 finished"
+    assert sorted(fake.calls) == sorted(f"low/seed{s}/{n}" for s in (1, 2) for n in ("stage1_mt", "dtw_align", "cmot"))
+    statuses = {name: r["status"] for name, r in state["runs"].items()}
+    sequential = execute(
+        _grid(tmp_path, output_dir=str(tmp_path / "seq")), REPO, runner=FakeScripts(fail={"cmot"}), progress=False,
+        echo=lambda _: None,
+    )  # fmt: skip
+    assert statuses == {name: r["status"] for name, r in sequential["runs"].items()}
+    assert len(messages) == 6 and sum("FAILED" in m for m in messages) == 2
+    assert write_report(grid, state)["rows"][0]["bleu"]["mean"] == 10.0
+
+    # a stage 1 that fails skips its systems, the other seed goes on
+    fail_grid = _grid(tmp_path, output_dir=str(tmp_path / "fail"))
+    fake = SlowFakeScripts(fail={STAGE1_NAME})
+    state = execute(fail_grid, REPO, runner=fake, progress=False, echo=lambda _: None, jobs=2)
+    assert {r["status"] for n, r in state["runs"].items() if not n.endswith(STAGE1_NAME)} == {"skipped"}
+    with pytest.raises(ValueError, match="jobs=0"):
+        execute(grid, REPO, runner=fake, progress=False, echo=lambda _: None, jobs=0)
+
+
 def test_mean_std_over_seeds():
     assert mean_std([10.0, 12.0, 17.0]) == (13.0, math.sqrt(13.0), 3)  # ((9 + 1 + 16) / 2) ** 0.5
     assert mean_std([4.0, None]) == (4.0, None, 1)
@@ -253,15 +303,15 @@ def test_table_aggregates_over_seeds_and_bootstraps_against_the_baseline(tmp_pat
     assert sorted(Path(p).name for p in report["plots"]) == ["bleu.png", "chrf.png", "token_accuracy.png"]
 
 
-@pytest.mark.slow
 def test_quick_grid_end_to_end(tmp_path, monkeypatch):
-    """`--quick` through the real run scripts: the tiny demo corpus, 2 systems, 1 seed, 12 steps (1-2 min on 2 CPUs)."""
+    """`--quick` through the real run scripts: the tiny demo corpus, 2 systems, 1 seed, 12 steps, the two systems at
+    once (`--jobs 2`); about a minute on 2 CPUs, in the default suite."""
     from dtw_align_hf.experiments.__main__ import main
 
     monkeypatch.setenv("DTW_ALIGN_HF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     out = tmp_path / "grid"
-    report = main(["--quick", "--output_dir", str(out), "--no_progress"])
+    report = main(["--quick", "--output_dir", str(out), "--no_progress", "--jobs", "2"])
     assert report["failed"] == []
     assert [(row["data"], row["system"]) for row in report["rows"]] == [("quick", "dtw_align"), ("quick", "cmot")]
     for row in report["rows"]:

@@ -57,7 +57,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--report_only", action="store_true", help="Write the table from the runs already finished.")
     parser.add_argument("--repo", default=None, help="Repository root with the run scripts (default: this checkout).")
     parser.add_argument("--no_progress", action="store_true", help="No tqdm bar (one line per run stays).")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Runs at once (default 1). Each gets OMP_NUM_THREADS = cores / jobs unless set; results do not change.",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give 1 or more runs at once.")
 
     repo = _repo(args.repo)
     # a SIGTERM'd grid raises SystemExit inside subprocess.run, which then kills the running script too
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         from tqdm.auto import tqdm
 
-        state = execute(grid, repo, echo=tqdm.write, progress=not args.no_progress)
+        state = execute(grid, repo, echo=tqdm.write, progress=not args.no_progress, jobs=args.jobs)
     report = write_report(grid, state)
     out = grid.output_dir
     _say(f"[experiments] table: {out / 'results.md'}  JSON: {out / 'results.json'}")

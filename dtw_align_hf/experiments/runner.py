@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,12 +34,38 @@ CommandRunner = Callable[[list[str], Path, Path, dict[str, str]], int]
 
 
 def subprocess_runner(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> int:
-    """Run `command` with stdout and stderr into `log_path` (appended, so a resumed run keeps its history)."""
+    """Run `command` with stdout and stderr into `log_path` (appended, so a resumed run keeps its history).
+
+    The process is killed when the grid is interrupted (Ctrl-C / SIGTERM reach the waiting thread as an exception;
+    with `jobs > 1` the main thread kills every live run through `stop_live_runs`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n$ {' '.join(command)}\n")
         log.flush()
-        return subprocess.run(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
+
+
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_live_runs() -> None:
+    """Kill every run script still running (an interrupted grid with `jobs > 1`: worker threads cannot be stopped)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        proc.kill()
 
 
 def log_path(grid: Grid, run: Run) -> Path:
@@ -77,6 +104,10 @@ def run_environment() -> dict[str, str]:
     return env
 
 
+def _threads_per_run(jobs: int) -> str:
+    return str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+
+
 def execute(
     grid: Grid,
     repo: Path,
@@ -85,8 +116,9 @@ def execute(
     echo: Callable[[str], None] | None = None,
     progress: bool = True,
     python: str | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """Run every unfinished run of `grid` in order; return the state (run name -> status record).
+    """Run every unfinished run of `grid`; return the state (run name -> status record).
 
     Args:
         grid ([`Grid`]): the parsed grid.
@@ -95,6 +127,10 @@ def execute(
         echo: where the one line per run goes (default: the logger); the command line passes `tqdm.write`.
         progress (`bool`): a tqdm bar over the runs.
         python (`str`): the interpreter (default `sys.executable`).
+        jobs (`int`): runs at once (default 1: one after the other, in grid order). With more, runs start in grid
+            order as soon as a slot is free and their stage 1 has finished; each gets `OMP_NUM_THREADS` =
+            cores / jobs unless the environment sets it. Results do not depend on it (each run has its own seed
+            and data order), only the wall time does.
 
     A record is `{"status": "finished" | "kept" | "failed" | "skipped", "seconds", "returncode", "log", "command"}`;
     "kept" = finished by an earlier invocation. Runs finished earlier with different flags are kept and flagged
@@ -102,36 +138,54 @@ def execute(
     """
     from tqdm.auto import tqdm
 
+    if int(jobs) < 1:
+        raise ValueError(f"jobs={jobs} must be >= 1.")
     runner = runner or subprocess_runner
     echo = echo or logger.warning
     python = python or sys.executable
     env = run_environment()
+    env.setdefault("OMP_NUM_THREADS", _threads_per_run(jobs))
     state = load_state(grid)
     records: dict[str, Any] = state.setdefault("runs", {})
     state["grid"] = grid.source
     runs = grid.runs()
+    total = len(runs)
+    index = {run.name: i for i, run in enumerate(runs, start=1)}
     failed: set[str] = set()
-    bar = tqdm(runs, desc="grid runs", unit="run", disable=not progress, dynamic_ncols=True)
-    for index, run in enumerate(bar, start=1):
-        bar.set_postfix_str(run.name)
-        command = run.command(python, repo)
-        prefix = f"[{index}/{len(runs)}] {run.name}"
+    done: set[str] = set()
+    bar = tqdm(total=total, desc="grid runs", unit="run", disable=not progress, dynamic_ncols=True)
+
+    def finish(run: Run, record: dict[str, Any], message: str) -> None:
+        records[run.name] = record
+        (done if record["status"] in ("finished", "kept") else failed).add(run.name)
+        echo(f"[{index[run.name]}/{total}] {run.name}: {message}")
+        _save_state(grid, state)
+        bar.update(1)
+
+    def settle(run: Run) -> bool:
+        """Record a run that needs no process (finished earlier, or its stage 1 failed); True when settled."""
         previous = records.get(run.name, {})
         if run.depends_on is not None and run.depends_on.name in failed:
-            records[run.name] = {"status": "skipped", "reason": f"stage 1 {run.depends_on.name} failed"}
-            echo(f"{prefix}: skipped (its stage 1 failed)")
-            _save_state(grid, state)
-            continue
+            finish(
+                run,
+                {"status": "skipped", "reason": f"stage 1 {run.depends_on.name} failed"},
+                "skipped (its stage 1 failed)",
+            )
+            return True
         if run.finished:
+            command = run.command(python, repo)
             changed = previous.get("command") not in (None, command[1:])
             status = "finished" if previous.get("status") == "finished" else "kept"
-            records[run.name] = {**previous, "status": status, "changed": changed}
             note = (
                 " (WARNING: its recorded flags differ from the grid's; delete the folder to rerun)" if changed else ""
             )
-            echo(f"{prefix}: finished earlier, kept{note}")
-            _save_state(grid, state)
-            continue
+            finish(run, {**previous, "status": status, "changed": changed}, f"finished earlier, kept{note}")
+            return True
+        return False
+
+    def launch(run: Run) -> dict[str, Any]:
+        """Run one script to its end (in a worker thread when jobs > 1); returns its record."""
+        command = run.command(python, repo)
         if run.output_dir.exists() and not _has_checkpoint(run.output_dir):
             shutil.rmtree(run.output_dir)  # nothing to resume from: start clean rather than meet a stale folder
         resumed = _has_checkpoint(run.output_dir)
@@ -148,15 +202,51 @@ def execute(
         record = {"command": command[1:], "log": str(log), "seconds": seconds, "returncode": returncode}
         if returncode == 0 and run.finished:
             record["status"] = "finished"
-            echo(f"{prefix}: done in {seconds:.1f} s{' (resumed)' if resumed else ''}{_scores(run)}")
+            record["message"] = f"done in {seconds:.1f} s{' (resumed)' if resumed else ''}{_scores(run)}"
         else:
             record["status"] = "failed"
             record["reason"] = f"exit code {returncode}" if returncode else "exited 0 without writing results.json"
-            failed.add(run.name)
-            echo(f"{prefix}: FAILED after {seconds:.1f} s ({record['reason']}); log {log}\n{_tail(log)}")
-        records[run.name] = record
-        _save_state(grid, state)
-    bar.close()
+            record["message"] = f"FAILED after {seconds:.1f} s ({record['reason']}); log {log}\n{_tail(log)}"
+        return record
+
+    def ready(run: Run) -> bool:
+        return run.depends_on is None or run.depends_on.name in done or run.depends_on.name in failed
+
+    pending = list(runs)
+    try:
+        if jobs == 1:
+            for run in pending:
+                bar.set_postfix_str(run.name)
+                if not settle(run):
+                    record = launch(run)
+                    finish(run, record, record.pop("message"))
+        else:
+            from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                running: dict[Any, Run] = {}
+                while pending or running:
+                    for run in [r for r in pending if ready(r)]:
+                        if settle(run):
+                            pending.remove(run)
+                        elif len(running) < jobs:
+                            pending.remove(run)
+                            running[pool.submit(launch, run)] = run
+                    if not running:
+                        if pending and not any(ready(r) for r in pending):
+                            raise RuntimeError(f"grid runs wait on a stage 1 that never ran: {pending[0].name}")
+                        continue
+                    bar.set_postfix_str(", ".join(r.name for r in running.values()))
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        run = running.pop(future)
+                        record = future.result()
+                        finish(run, record, record.pop("message"))
+    except BaseException:
+        stop_live_runs()  # worker threads wait on their scripts: kill those so the pool can wind down
+        raise
+    finally:
+        bar.close()
     return state
 
 
