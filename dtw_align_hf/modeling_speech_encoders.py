@@ -243,7 +243,10 @@ class FrozenEncoderCache:
                 self._save(folder, keys[b], self.store[keys[b]].cpu())
         self.misses += len(missing)
         self.hits += len(keys) - len(missing)
-        total = int(encoder_output_lengths(encoder, torch.tensor([inputs.shape[axis]]))[0])
+        # Only as many frames as the longest utterance has: a Whisper window's padded frames are masked out later
+        # anyway (the adapter and the translation encoder see zeros / masked positions there), so trimming them
+        # changes no real frame's output and saves most of the compute on short utterances.
+        total = max(self.store[key].shape[0] for key in keys)
         first = self.store[keys[0]]
         out = first.new_zeros(len(keys), total, first.shape[-1])
         for b, key in enumerate(keys):
