@@ -25,19 +25,19 @@ def frames_per_second(model) -> float:
     return rate / (math.prod(strides) * adapter)
 
 
-def reference_timings_for(data_args) -> dict[str, list[dict[str, Any]]] | None:
-    """The test split's reference word timings: the demo corpus's own, or `--reference_timings` (JSONL)."""
+def reference_timings_for(data_args, split: str | None = None) -> dict[str, list[dict[str, Any]]] | None:
+    """Reference word timings of a split (default: the test split): the demo corpus's own, or for the test split
+    `--reference_timings` (JSONL)."""
     from dtw_align_hf.data.timings import read_timings
 
-    if getattr(data_args, "reference_timings", None):
+    split = split or data_args.test_split
+    if split == data_args.test_split and getattr(data_args, "reference_timings", None):
         return read_timings(data_args.reference_timings)
-    if getattr(data_args, "dataset", None) == "demo" and data_args.test_split:
+    if getattr(data_args, "dataset", None) == "demo" and split:
         from dtw_align_hf.data.demo import load_demo_timings
 
         sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
-        return load_demo_timings(
-            data_args.test_split, cache_dir=data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes
-        )
+        return load_demo_timings(split, cache_dir=data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes)
     return None
 
 
@@ -169,6 +169,72 @@ def evaluate_alignment(
     if plot_dir is not None and plots:
         result["plot_dir"] = str(plot_dir)
     return result
+
+
+@torch.no_grad()
+def compare_alignment_options(
+    model,
+    processor,
+    dataset,
+    timings: dict[str, list[dict[str, Any]]],
+    options: dict[str, dict[str, Any]],
+    *,
+    max_samples: int | None = 200,
+    batch_size: int = 8,
+) -> dict[str, dict[str, Any]]:
+    """Token and frame accuracy of several alignment settings on the same embeddings, against `timings`.
+
+    Each utterance's speech and transcript embeddings are computed once (the route of `align_rows`) and aligned with
+    every entry of `options` (`{name: align keyword arguments}`, e.g. `{"method": "dtw", "normalization":
+    "token_center", "diagonal_prior": 0.5}`; `backend` and `window` default to the model's). Utterances whose
+    reference words do not match the transcript's words are skipped for every option alike, so the figures are
+    paired. Returns `{name: {"token_accuracy", "frame_accuracy", "num_samples"}}`.
+    """
+    from dtw_align_hf.alignment import align
+    from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
+
+    model.eval()
+    cfg = model.config
+    rate = frames_per_second(model)
+    tokenizer = processor.tokenizer
+    paths: dict[str, list] = {name: [] for name in options}
+    spans_all: list = []
+    n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
+    for start in range(0, n, batch_size):
+        rows = [dataset[i] for i in range(start, min(n, start + batch_size))]
+        rows = [r for r in rows if r.get("audio") is not None and r["id"] in timings]
+        if not rows:
+            continue
+        batch, speech, text, frame_mask, text_mask, _ = align_rows(model, processor, rows, "uniform")
+        keep, spans = [], []
+        for b, row in enumerate(rows):
+            n_tokens = int(text_mask[b].sum())
+            tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][b, :n_tokens].tolist())
+            word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
+            words = timings[row["id"]]
+            if 1 + max((w for w in word_index if w is not None), default=-1) == len(words):
+                keep.append(b)
+                spans.append(words_to_token_spans(words, word_index, rate))
+        if not keep:
+            continue
+        spans_all.extend(spans)
+        lengths = frame_mask.sum(-1).tolist()
+        for name, kwargs in options.items():
+            kwargs = {"backend": cfg.alignment_backend, "window": cfg.alignment_window, **kwargs}
+            out = align(speech, text, frame_mask.bool(), text_mask, **kwargs)
+            paths[name].extend(out.frame_to_token[b, : int(lengths[b])].cpu().numpy() for b in keep)
+    results = {}
+    for name in options:
+        if paths[name]:
+            acc = alignment_accuracy(paths[name], spans_all)
+            results[name] = {
+                "token_accuracy": float(acc["token_accuracy"]),
+                "frame_accuracy": float(acc["frame_accuracy"]),
+                "num_samples": len(paths[name]),
+            }
+        else:
+            results[name] = {"token_accuracy": None, "frame_accuracy": None, "num_samples": 0}
+    return results
 
 
 @torch.no_grad()
