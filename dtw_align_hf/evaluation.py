@@ -36,7 +36,12 @@ def reference_timings_for(data_args) -> dict[str, list[dict[str, Any]]] | None:
 
         sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
         return load_demo_timings(
-            data_args.test_split, cache_dir=data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes
+            data_args.test_split,
+            cache_dir=data_args.cache_dir,
+            seed=data_args.demo_seed,
+            split_sizes=sizes,
+            text=getattr(data_args, "demo_text", "ding"),
+            speech=getattr(data_args, "demo_speech", "steady"),
         )
     return None
 

@@ -42,6 +42,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,17 +55,24 @@ from transformers.utils import logging
 
 from .audio import AudioOptions
 from .ding import DING_PAIRS_FILE, demo_pairs, extract_ding_pairs, read_parallel_tsv, write_ding_resource
-from .synth import DEFAULT_VARIANTS, espeak_version
+from .synth import DEFAULT_VARIANTS, espeak_version, split_words
 from .timings import read_timings, write_timings
 
 
 logger = logging.get_logger(__name__)
 
 #: Bump when the builder's output changes for the same parameters (part of the cache key).
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: one RNG and its own synthesis streams per split (dev/test independent of the train size)
 DEFAULT_SPLIT_SIZES: dict[str, int] = {"train": 1500, "dev": 100, "test": 100}
 DEFAULT_RATE_RANGE = (140, 190)  # words per minute, inclusive
 DEFAULT_PITCH_RANGE = (35, 65)  # espeak pitch 0-100, inclusive
+TEXT_SOURCES = ("ding", "grammar")
+SPEECH_STYLES = ("steady", "varied")
+# demo_speech="varied": phrases of 1-4 words, each at its own rate, joined by pauses, over a noise floor
+VARIED_RATE_RANGE = (110, 230)  # words per minute per phrase, inclusive
+VARIED_PAUSE_RANGE = (0.05, 0.7)  # seconds between phrases; with probability 0.15 a long one of 0.8-1.2 s
+VARIED_EDGE_RANGE = (0.0, 0.4)  # leading and trailing silence, seconds
+VARIED_NOISE_DBFS = (-55.0, -45.0)  # white noise RMS over the whole signal
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -118,12 +126,40 @@ def _run_synth_server(streams: list[list[dict[str, Any]]], workers: int, bar: tq
     return results
 
 
+def _split_rng(seed: int, split: str) -> np.random.Generator:
+    """The voice/rate/pitch/pause generator of one split: a split's draws do not depend on the other splits."""
+    return np.random.default_rng([seed, 1, zlib.crc32(split.encode())])
+
+
+def _varied_plan(src: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Phrases (1-4 words, each with its own rate), pauses, edge silences and noise level of one utterance."""
+    words = split_words(src)
+    phrases, i = [], 0
+    while i < len(words):
+        j = min(len(words), i + int(rng.integers(1, 5)))
+        rate = int(rng.integers(VARIED_RATE_RANGE[0], VARIED_RATE_RANGE[1] + 1))
+        phrases.append({"text": " ".join(words[i:j]), "rate": rate})
+        i = j
+    pauses = []
+    for _ in range(len(phrases) - 1):
+        long = rng.random() < 0.15
+        lo, hi = (0.8, 1.2) if long else VARIED_PAUSE_RANGE
+        pauses.append(round(float(rng.uniform(lo, hi)), 3))
+    lead, trail = (round(float(rng.uniform(*VARIED_EDGE_RANGE)), 3) for _ in range(2))
+    noise = round(float(rng.uniform(*VARIED_NOISE_DBFS)), 1)
+    return {"phrases": phrases, "pauses": pauses, "lead": lead, "trail": trail, "noise_dbfs": noise}
+
+
 def _plan(
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, str]] | dict[str, list[tuple[str, str]]],
     split_sizes: dict[str, int] | None,
     seed: int,
 ) -> dict[str, list[tuple[str, str]]]:
-    """Seeded permutation of the pairs cut into splits, dev/test before train (``None``: everything in "train")."""
+    """Seeded permutation of the pairs cut into splits, dev/test before train (``None``: everything in "train").
+
+    ``pairs`` may already be split (a dict, e.g. from :func:`~dtw_align_hf.data.grammar.grammar_splits`)."""
+    if isinstance(pairs, dict):
+        return {name: list(p) for name, p in pairs.items()}
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
     if split_sizes is None:
@@ -179,7 +215,7 @@ def remove_stale_build_folders(out_dir: str | os.PathLike) -> list[Path]:
 
 
 def build_corpus_from_pairs(
-    pairs: Sequence[tuple[str, str]],
+    pairs: Sequence[tuple[str, str]] | dict[str, list[tuple[str, str]]],
     out_dir: str | os.PathLike,
     *,
     src_lang: str,
@@ -194,11 +230,13 @@ def build_corpus_from_pairs(
     workers: int | None = None,
     progress: bool = True,
     extra_info: dict[str, Any] | None = None,
+    speech: str = "steady",
 ) -> Path:
     """Synthesise ``pairs`` into a corpus directory (manifests, timings, FLAC audio); see the module docstring.
 
     Args:
-        pairs: ``(source sentence, target sentence)`` tuples; the source is spoken.
+        pairs: ``(source sentence, target sentence)`` tuples; the source is spoken. A dict ``{split: pairs}``
+            is taken as the split plan (``split_sizes`` is then ignored).
         out_dir: the corpus directory (written atomically: built beside it, then renamed).
         src_lang, tgt_lang (`str`): language codes written to the manifests.
         voice (`str`, *optional*): espeak voice (default: ``src_lang``), e.g. "de", "fr", "es", "en-us".
@@ -210,6 +248,13 @@ def build_corpus_from_pairs(
         workers (`int`, *optional*): synthesis processes (default: CPU count, at most 8); output does not
             depend on it.
         progress (`bool`): show a tqdm bar.
+        speech (`str`): "steady" (one rate per utterance, espeak's own pauses) or "varied" (phrases of 1-4
+            words, each at its own rate in ``VARIED_RATE_RANGE``, joined by pauses, edge silences and a noise
+            floor; word timings stay exact; the manifest then has ``speech``, ``rate_range`` and the mean
+            ``rate``).
+
+        Each split has its own generator (seeded from ``seed`` and the split name), so the dev and test
+        utterances do not change when only the training size does.
 
     Returns:
         `Path`: ``out_dir``.
@@ -217,8 +262,9 @@ def build_corpus_from_pairs(
     out_dir = Path(out_dir)
     voice = voice or src_lang
     t0 = time.time()
-    plan = _plan(list(pairs), split_sizes, seed)
-    rng = np.random.default_rng([seed, 1])
+    if speech not in SPEECH_STYLES:
+        raise ValueError(f"speech={speech!r}; choose one of {', '.join(SPEECH_STYLES)}")
+    plan = _plan(pairs if isinstance(pairs, dict) else list(pairs), split_sizes, seed)
     version = espeak_version()
     remove_stale_build_folders(out_dir)
     tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
@@ -229,6 +275,7 @@ def build_corpus_from_pairs(
     for split, split_pairs in plan.items():
         (tmp / "audio" / split).mkdir(parents=True, exist_ok=True)
         rows[split] = []
+        rng = _split_rng(seed, split)
         for k, (src, tgt) in enumerate(split_pairs, start=1):
             uid = f"{id_prefix}-{split}-{k:05d}"
             variant = str(variants[int(rng.integers(len(variants)))]) if variants else None
@@ -240,6 +287,13 @@ def build_corpus_from_pairs(
                 {"id": uid, "text": src, "voice": voice, "variant": variant, "rate": rate, "pitch": pitch}
                 | {"seed": noise_seed, "path": str(tmp / rel)}
             )
+            extra: dict[str, Any] = {}
+            if speech == "varied":
+                varied = _varied_plan(src, rng)
+                jobs[-1].update(varied)
+                rates = [p["rate"] for p in varied["phrases"]]
+                rate = round(sum(rates) / len(rates))
+                extra = {"speech": "varied", "rate_range": [min(rates), max(rates)], "pauses": len(varied["pauses"])}
             rows[split].append(
                 {
                     "id": uid,
@@ -252,13 +306,18 @@ def build_corpus_from_pairs(
                     "voice": f"{voice}+{variant}" if variant else voice,
                     "rate": rate,
                     "pitch": pitch,
+                    **extra,
                 }
             )
     # espeak keeps state across calls (glottal phase, flutter index; not reset by espeak_Initialize), so an
     # utterance's exact samples depend on what the process synthesised before. For bytes that depend only on the
     # seed, fixed streams of _STREAM_SIZE utterances each run in a fresh process forked from a helper that never
     # synthesised, whatever the number of workers.
-    streams = [jobs[i : i + _STREAM_SIZE] for i in range(0, len(jobs), _STREAM_SIZE)]
+    # streams are cut per split, so a split's audio does not depend on the size of the splits before it
+    streams = []
+    for split in rows:
+        split_jobs = [job for job in jobs if job["id"].startswith(f"{id_prefix}-{split}-")]
+        streams += [split_jobs[i : i + _STREAM_SIZE] for i in range(0, len(split_jobs), _STREAM_SIZE)]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     workers = max(1, min(workers, len(streams)))
     bar = tqdm(total=len(jobs), desc=f"Synthesising {src_lang} speech", unit="utt", disable=not progress)
@@ -295,6 +354,17 @@ def build_corpus_from_pairs(
         "variants": list(variants),
         "rate_range": list(rate_range),
         "pitch_range": list(pitch_range),
+        "speech": speech,
+        **(
+            {
+                "phrase_rate_range": list(VARIED_RATE_RANGE),
+                "pause_range": list(VARIED_PAUSE_RANGE),
+                "edge_silence_range": list(VARIED_EDGE_RANGE),
+                "noise_dbfs_range": list(VARIED_NOISE_DBFS),
+            }
+            if speech == "varied"
+            else {}
+        ),
         "sampling_rate": 16000,
         "audio_format": "FLAC PCM_16",
         "espeak_ng": version,
@@ -365,10 +435,19 @@ def _demo_params(
     variants: Sequence[str],
     rate_range: tuple[int, int],
     pitch_range: tuple[int, int],
+    text: str = "ding",
+    speech: str = "steady",
 ) -> dict[str, Any]:
+    if text not in TEXT_SOURCES:
+        raise ValueError(f"demo_text={text!r}; choose one of {', '.join(TEXT_SOURCES)}")
+    if speech not in SPEECH_STYLES:
+        raise ValueError(f"demo_speech={speech!r}; choose one of {', '.join(SPEECH_STYLES)}")
+    source = DING_PAIRS_FILE if text == "ding" else Path(__file__).with_name("grammar.py")
     return {
         "builder_version": BUILDER_VERSION,
-        "pairs_sha256": hashlib.sha256(DING_PAIRS_FILE.read_bytes()).hexdigest(),
+        "text": text,
+        "speech": speech,
+        "pairs_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "seed": seed,
         "split_sizes": dict(split_sizes or DEFAULT_SPLIT_SIZES),
         "max_words": max_words,
@@ -389,9 +468,11 @@ def demo_corpus_dir(
     variants: Sequence[str] = DEFAULT_VARIANTS,
     rate_range: tuple[int, int] = DEFAULT_RATE_RANGE,
     pitch_range: tuple[int, int] = DEFAULT_PITCH_RANGE,
+    text: str = "ding",
+    speech: str = "steady",
 ) -> Path:
     """Where the demo corpus with these parameters lives (built or not): ``<cache>/demo_corpus/de-en-<key>``."""
-    params = _demo_params(seed, split_sizes, max_words, variants, rate_range, pitch_range)
+    params = _demo_params(seed, split_sizes, max_words, variants, rate_range, pitch_range, text, speech)
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir is not None else default_cache_root() / "demo_corpus"
     return root / f"de-en-{key}"
@@ -409,6 +490,8 @@ def build_demo_corpus(
     workers: int | None = None,
     force: bool = False,
     progress: bool = True,
+    text: str = "ding",
+    speech: str = "steady",
 ) -> Path:
     """Build the German -> English demo corpus if it is not in the cache yet; return its directory.
 
@@ -422,6 +505,9 @@ def build_demo_corpus(
         workers (`int`, *optional*): synthesis processes; the output does not depend on it.
         force (`bool`): rebuild even if the cache has it.
         progress (`bool`): show a tqdm bar.
+        text (`str`, defaults to "ding"): "ding" (the dictionary's real sentence pairs) or "grammar" (pairs
+            generated from the small grammar of :mod:`~dtw_align_hf.data.grammar`, ~270 German word types).
+        speech (`str`, defaults to "steady"): "steady" or "varied" (see :func:`build_corpus_from_pairs`).
 
     Returns:
         `Path`: the corpus directory (``train.jsonl``, ``train.timings.jsonl``, ``audio/``, ``build_info.json``).
@@ -435,6 +521,8 @@ def build_demo_corpus(
         variants=variants,
         rate_range=rate_range,
         pitch_range=pitch_range,
+        text=text,
+        speech=speech,
     )
     if (out / "build_info.json").exists() and not force:
         logger.info(f"Demo corpus already built: {out}")
@@ -444,7 +532,11 @@ def build_demo_corpus(
     with FileLock(str(out) + ".lock"):
         if (out / "build_info.json").exists() and not force:
             return out
-        pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
+        pairs = _demo_text_plan(text, split_sizes, seed, max_words)
+        if text == "grammar":
+            source = "generated by dtw_align_hf.data.grammar (hand-written German grammar, controlled vocabulary)"
+        else:
+            source = "Ding de-en dictionary (GPL-2.0-or-later)"
         return build_corpus_from_pairs(
             pairs,
             out,
@@ -459,8 +551,20 @@ def build_demo_corpus(
             id_prefix="demo",
             workers=workers,
             progress=progress,
-            extra_info={"text_source": "Ding de-en dictionary (GPL-2.0-or-later)", "max_words": max_words},
+            extra_info={"text": text, "text_source": source, "max_words": max_words},
+            speech=speech,
         )
+
+
+def _demo_text_plan(
+    text: str, split_sizes: dict[str, int], seed: int, max_words: int
+) -> list[tuple[str, str]] | dict[str, list[tuple[str, str]]]:
+    """The sentence pairs of the demo corpus: Ding pairs (split by ``_plan``) or grammar splits (already cut)."""
+    if text == "grammar":
+        from .grammar import grammar_splits
+
+        return grammar_splits(split_sizes, seed, max_words=max_words)
+    return [p for p in demo_pairs() if len(p[0].split()) <= max_words]
 
 
 def load_demo_corpus(
@@ -503,15 +607,19 @@ def load_demo_corpus(
 
 
 def demo_text_records(
-    split: str = "train", *, seed: int = 0, split_sizes: dict[str, int] | None = None, max_words: int = 14
+    split: str = "train",
+    *,
+    seed: int = 0,
+    split_sizes: dict[str, int] | None = None,
+    max_words: int = 14,
+    text: str = "ding",
 ) -> list[dict[str, str]]:
     """The text of one demo split, without building (synthesising) the corpus: the same ids, transcripts and
     translations as :func:`load_demo_corpus` (the split plan is the corpus builder's), for stage 1."""
     split_sizes = dict(split_sizes or DEFAULT_SPLIT_SIZES)
     if split not in split_sizes:
         raise ValueError(f"Demo corpus has no split {split!r}; splits: {sorted(split_sizes)}")
-    pairs = [p for p in demo_pairs() if len(p[0].split()) <= max_words]
-    plan = _plan(pairs, split_sizes, seed)
+    plan = _plan(_demo_text_plan(text, split_sizes, seed, max_words), split_sizes, seed)
     return [
         {"id": f"demo-{split}-{k:05d}", "transcript": src, "translation": tgt, "src_lang": "de", "tgt_lang": "en"}
         for k, (src, tgt) in enumerate(plan[split], start=1)
@@ -546,6 +654,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--dev-size", type=int, default=DEFAULT_SPLIT_SIZES["dev"])
     parser.add_argument("--test-size", type=int, default=DEFAULT_SPLIT_SIZES["test"])
     parser.add_argument("--max-words", type=int, default=14)
+    parser.add_argument("--text", choices=TEXT_SOURCES, default="ding", help="sentence pairs: Ding or the grammar")
+    parser.add_argument("--speech", choices=SPEECH_STYLES, default="steady", help="steady or varied speech")
     parser.add_argument("--cache-dir", default=None, help="default: $DTW_ALIGN_HF_CACHE/demo_corpus or .cache/")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
@@ -569,7 +679,14 @@ def main(argv: Iterable[str] | None = None) -> int:
         )
     else:
         if not args.build:
-            out = demo_corpus_dir(args.cache_dir, seed=args.seed, split_sizes=sizes, max_words=args.max_words)
+            out = demo_corpus_dir(
+                args.cache_dir,
+                seed=args.seed,
+                split_sizes=sizes,
+                max_words=args.max_words,
+                text=args.text,
+                speech=args.speech,
+            )
             print(f"Demo corpus directory (built: {(out / 'build_info.json').exists()}): {out}")  # noqa: T201
             print("Pass --build to build it.")  # noqa: T201
             return 0
@@ -580,6 +697,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             max_words=args.max_words,
             workers=args.workers,
             force=args.force,
+            text=args.text,
+            speech=args.speech,
         )
     info = json.loads((out / "build_info.json").read_text(encoding="utf-8"))
     print(f"Corpus: {out}")  # noqa: T201
@@ -595,6 +714,8 @@ def main(argv: Iterable[str] | None = None) -> int:
 __all__ = [
     "DEFAULT_SPLIT_SIZES",
     "DING_PAIRS_FILE",
+    "SPEECH_STYLES",
+    "TEXT_SOURCES",
     "build_corpus_from_pairs",
     "build_corpus_from_tsv",
     "build_demo_corpus",
