@@ -4,7 +4,7 @@ The Ding sentences are real but their lexicon is far too large for a tiny transl
 minutes (BLEU stays below 1). This module generates sentence pairs over a controlled vocabulary instead: 40
 nouns with gender and plural, 25 verbs (3rd person singular/plural present, past participle, auxiliary haben or
 sein), 3 modals, 12 adjectives, 12 adverbs and time words, 7 prepositions with their case, 6 names and the
-numbers 2-5. Measured over 20000 generated pairs (:func:`vocabulary`): 274 German and 211 English word
+numbers 2-5. Measured over 20000 generated pairs (:func:`vocabulary`): 272 German and 211 English word
 types, so every word is seen many times in 400-1500 training pairs.
 
 The German is grammatical (case and gender of articles: der/den/dem, ein/einen/einem, kein; weak adjective
@@ -165,6 +165,8 @@ ADJECTIVES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("jung", "young", ("animate",)),
     ("müde", "tired", ("animate",)),
 )
+
+_PREDICATIVE = ("groß", "klein", "alt", "jung", "müde", "schön")  # "Der Hund ist müde."
 
 # time words can be fronted (V2); "gestern" only with the perfect, "jetzt" not with it
 TIME_WORDS: dict[str, str] = {
@@ -435,7 +437,7 @@ class _Sampler:
     def clause(self, allow_time: bool = True) -> Clause:
         subj = self.np(("animate",), "subj")
         if self.chance(0.1):
-            adjs = [(a, e) for a, e, k in ADJECTIVES if "animate" in k]
+            adjs = [(a, e) for a, e, _ in ADJECTIVES if a in _PREDICATIVE]
             adjs = [a for a in adjs if subj.adj is None or a[0] != subj.adj[0]]
             return Clause(subj, None, pred_adj=self.pick(adjs), neg=self.chance(0.3))
         verb = self.pick(VERBS)
