@@ -136,3 +136,14 @@ def test_phrases_are_joined_with_exact_offsets():
     assert utt.words[1].end <= a1 / 16000 and utt.words[2].start >= b0 / 16000
     pause = utt.audio[a1 + 800 : b0 - 800]
     assert 20 * np.log10(np.sqrt(np.mean(pause.astype(np.float64) ** 2))) == pytest.approx(-50.0, abs=1.0)
+
+
+def test_cli_takes_the_options(tmp_path, capsys):
+    from dtw_align_hf.data.demo import main
+
+    argv = ["--text", "grammar", "--speech", "varied", "--cache-dir", str(tmp_path), "--train-size", "7"]
+    assert main(argv) == 0
+    want = demo_corpus_dir(
+        tmp_path, split_sizes={"train": 7, "dev": 100, "test": 100}, text="grammar", speech="varied"
+    )
+    assert str(want) in capsys.readouterr().out

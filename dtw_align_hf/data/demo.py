@@ -30,7 +30,8 @@ Two build options (both part of the cache key; ``DataArguments.demo_text`` / ``d
 - ``speech="varied"``: each utterance is spoken in phrases of 1-4 words with their own rates (110-230 wpm),
   joined by pauses of 50-700 ms (sometimes ~1 s), with 0-400 ms of leading/trailing silence and a -55 to
   -45 dBFS noise floor; word timings stay exact. Steady speech (one rate, espeak's own pauses) lets a
-  length-proportional split of frames over words beat learned alignments; varied speech does not.
+  length-proportional split of frames over words beat learned alignments; varied speech takes that shortcut
+  away.
 
 Every split draws its voices, rates, pitches and pauses from its own generator and is synthesised in its own
 streams, so dev and test (sentences and audio) stay the same when only the training size changes.
