@@ -37,7 +37,14 @@ def reference_timings_for(data_args, split: str | None = None) -> dict[str, list
         from dtw_align_hf.data.demo import load_demo_timings
 
         sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
-        return load_demo_timings(split, cache_dir=data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes)
+        return load_demo_timings(
+            split,
+            cache_dir=data_args.cache_dir,
+            seed=data_args.demo_seed,
+            split_sizes=sizes,
+            text=getattr(data_args, "demo_text", "ding"),
+            speech=getattr(data_args, "demo_speech", "steady"),
+        )
     return None
 
 

@@ -82,6 +82,14 @@ class DataArguments:
     demo_eval_size: int = field(default=100, metadata={"help": "demo: dev utterances."})
     demo_test_size: int = field(default=100, metadata={"help": "demo: test utterances."})
     demo_seed: int = field(default=0, metadata={"help": "demo: corpus seed (voices, rates, split)."})
+    demo_text: str = field(
+        default="ding",
+        metadata={"help": "demo: 'ding' (real dictionary sentences) or 'grammar' (generated, ~270 word types)."},
+    )
+    demo_speech: str = field(
+        default="steady",
+        metadata={"help": "demo: 'steady' (one rate per utterance) or 'varied' (phrase rates, pauses, noise)."},
+    )
     subset_seed: int = field(default=0, metadata={"help": "Seed of the train_hours subset."})
     streaming: bool = field(
         default=True, metadata={"help": "covost2: stream from the parquet mirror (IterableDataset)."}
@@ -95,6 +103,10 @@ class DataArguments:
                 setattr(self, name, None)
         if isinstance(self.text_train_files, str):  # a single path in a recipe
             self.text_train_files = [self.text_train_files]
+        if self.demo_text not in ("ding", "grammar"):
+            raise ValueError(f"demo_text={self.demo_text!r}; choose 'ding' or 'grammar'.")
+        if self.demo_speech not in ("steady", "varied"):
+            raise ValueError(f"demo_speech={self.demo_speech!r}; choose 'steady' or 'varied'.")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset={self.dataset!r} is not supported; choose one of {', '.join(DATASETS)}.")
         if self.dataset == "manifest" and not self.train_file and not self.test_file and not self.text_train_files:

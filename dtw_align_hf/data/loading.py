@@ -37,11 +37,12 @@ def _load_demo(data_args: DataArguments, split: str, role: str, counter, text_on
     from .manifest import build_dataset, load_manifest
 
     sizes = {"train": data_args.demo_train_size, "dev": data_args.demo_eval_size, "test": data_args.demo_test_size}
+    options = {"text": data_args.demo_text, "speech": data_args.demo_speech}
     if text_only:  # the built corpus's manifest, or the builder's split plan: nothing is synthesised or decoded
-        path = demo_corpus_dir(data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes)
+        path = demo_corpus_dir(data_args.cache_dir, seed=data_args.demo_seed, split_sizes=sizes, **options)
         if (path / "build_info.json").exists():
             return load_manifest(path / f"{split}.jsonl", text_only=True, counter=counter)
-        records = demo_text_records(split, seed=data_args.demo_seed, split_sizes=sizes)
+        records = demo_text_records(split, seed=data_args.demo_seed, split_sizes=sizes, text=data_args.demo_text)
         return build_dataset(records, text_only=True, decode=False, counter=counter)
     return load_demo_corpus(
         split,
@@ -49,6 +50,7 @@ def _load_demo(data_args: DataArguments, split: str, role: str, counter, text_on
         seed=data_args.demo_seed,
         split_sizes=sizes,
         options=audio_options(data_args),
+        **options,
         decode=False,
     )
 

@@ -95,12 +95,15 @@ class SynthesizedUtterance:
         words (`list[WordTiming]`): one entry per word of the text, in order, times in seconds.
         missing (`list[int]`): indices of words that got no WORD event (normally empty; such words get the
             span between their neighbours).
+        phrases (`list[tuple[int, int]]`): sample spans ``[start, end)`` of the separately synthesised phrases
+            (:func:`synthesize_phrases`; empty for one-piece synthesis).
     """
 
     audio: np.ndarray
     sampling_rate: int
     words: list[WordTiming]
     missing: list[int] = field(default_factory=list)
+    phrases: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -319,6 +322,61 @@ def synthesize(
     )
 
 
+def synthesize_phrases(
+    phrases: list[dict],
+    voice: str = "de",
+    *,
+    variant: str | None = None,
+    pitch: int = 50,
+    pauses: list[float],
+    lead: float,
+    trail: float,
+    noise_dbfs: float,
+    noise_seed: int,
+    seed: int | None = 0,
+    sampling_rate: int = 16000,
+    synthesizer: EspeakSynthesizer | None = None,
+) -> SynthesizedUtterance:
+    """Speak an utterance phrase by phrase (``demo_speech="varied"``) and keep exact word timings.
+
+    Each phrase ``{"text": ..., "rate": wpm}`` is synthesised on its own at its own rate (same voice, variant
+    and pitch); the pieces are joined with ``pauses`` (seconds, one per gap) after ``lead`` seconds of silence
+    and followed by ``trail`` seconds; white noise at ``noise_dbfs`` (RMS, dBFS) seeded by ``noise_seed`` is
+    added to the whole signal so that silences are not digital zero. A phrase's word timings are shifted by the
+    sample offset where it starts, so they stay exact; the length is the sum of the parts.
+    """
+    if len(pauses) != len(phrases) - 1:
+        raise ValueError(f"{len(phrases)} phrases need {len(phrases) - 1} pauses, got {len(pauses)}")
+    synth = synthesizer or get_synthesizer()
+    pieces: list[np.ndarray] = [np.zeros(round(lead * sampling_rate), np.float32)]
+    offset = len(pieces[0])
+    words: list[WordTiming] = []
+    missing: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for k, phrase in enumerate(phrases):
+        utt = synth.synthesize(
+            phrase["text"], voice, variant=variant, rate=phrase["rate"], pitch=pitch,
+            sampling_rate=sampling_rate, seed=None if seed is None else seed + k,
+        )  # fmt: skip
+        start = offset / sampling_rate
+        missing += [len(words) + i for i in utt.missing]
+        words += [WordTiming(w.word, round(w.start + start, 4), round(w.end + start, 4)) for w in utt.words]
+        pieces.append(utt.audio)
+        spans.append((offset, offset + len(utt.audio)))
+        offset += len(utt.audio)
+        gap = pauses[k] if k < len(pauses) else trail
+        pieces.append(np.zeros(round(gap * sampling_rate), np.float32))
+        offset += len(pieces[-1])
+    audio = np.concatenate(pieces)
+    noise = np.random.default_rng(noise_seed).standard_normal(len(audio)).astype(np.float32)
+    audio = np.clip(audio + noise * np.float32(10 ** (noise_dbfs / 20)), -1.0, 1.0).astype(np.float32)
+    duration = len(audio) / sampling_rate
+    for w in words:  # rounding to 0.1 ms must not step past the end
+        w.end = min(w.end, duration)
+        w.start = min(w.start, w.end)
+    return SynthesizedUtterance(audio=audio, sampling_rate=sampling_rate, words=words, missing=missing, phrases=spans)
+
+
 def espeak_version() -> str:
     """Version string of the loaded libespeak-ng (part of the demo corpus cache key: audio bytes depend on it)."""
     return get_synthesizer().version
@@ -333,4 +391,5 @@ __all__ = [
     "get_synthesizer",
     "split_words",
     "synthesize",
+    "synthesize_phrases",
 ]
