@@ -384,7 +384,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "dev": common.get("demo_eval_size", st_recipe.get("demo_eval_size")),
         "test": common.get("demo_test_size", st_recipe.get("demo_test_size")),
     }
-    data_kwargs = {"split_sizes": sizes, "seed": st_recipe.get("demo_seed", 0)}
+    data_kwargs = {
+        "split_sizes": sizes,
+        "seed": st_recipe.get("demo_seed", 0),
+        "text": st_recipe.get("demo_text", "ding"),
+        "speech": st_recipe.get("demo_speech", "steady"),
+    }
 
     _stage("1/6 demo corpus (German speech synthesised with espeak-ng, exact word timings)")
     from dtw_align_hf.data.demo import build_demo_corpus

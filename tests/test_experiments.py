@@ -246,6 +246,31 @@ def test_parallel_jobs_respect_stage1_and_give_the_sequential_results(tmp_path):
         execute(grid, REPO, runner=fake, progress=False, echo=lambda _: None, jobs=0)
 
 
+def test_conditions_that_differ_only_in_stage2_flags_share_one_stage1(tmp_path):
+    data = {
+        "steady": {"demo_train_size": 10, "stage2": {"demo_speech": "steady"}},
+        "varied": {"demo_train_size": 10, "stage2": {"demo_speech": "varied"}},
+        "more": {"demo_train_size": 20, "stage2": {"demo_speech": "varied"}},
+    }
+    grid = _grid(tmp_path, data=data)
+    runs = grid.runs()
+    stage1 = [r for r in runs if r.stage == "stage1"]
+    assert sorted(r.name for r in stage1) == [f"{d}/seed{s}/stage1_mt" for d in ("more", "steady") for s in (1, 2)]
+    assert all("demo_speech" not in r.flags for r in stage1)
+    for run in runs:
+        if run.stage == "stage2":
+            assert run.flags["demo_speech"] == data[run.data]["stage2"]["demo_speech"]
+            expected = "more" if run.data == "more" else "steady"
+            assert run.depends_on.name == f"{expected}/seed{run.seed}/stage1_mt"
+            assert run.flags["mt_model_name_or_path"] == str(run.depends_on.output_dir)
+    fake = FakeScripts()
+    state = execute(grid, REPO, runner=fake, progress=False, echo=lambda _: None)
+    assert sum(c.endswith("stage1_mt") for c in fake.calls) == 4
+    assert {r["status"] for r in state["runs"].values()} == {"finished"}
+    with pytest.raises(ValueError, match="flag names are written without dashes"):
+        _grid(tmp_path, data={"x": {"stage2": {"--demo_speech": "varied"}}})
+
+
 def test_mean_std_over_seeds():
     assert mean_std([10.0, 12.0, 17.0]) == (13.0, math.sqrt(13.0), 3)  # ((9 + 1 + 16) / 2) ** 0.5
     assert mean_std([4.0, None]) == (4.0, None, 1)

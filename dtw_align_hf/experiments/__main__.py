@@ -90,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         state = execute(grid, repo, echo=tqdm.write, progress=not args.no_progress, jobs=args.jobs)
     report = write_report(grid, state)
+    if grid.alignment_sweep:
+        from .alignment_sweep import sweep_grid
+
+        sweep = sweep_grid(grid, echo=_say)
+        report["alignment_sweep"] = sweep["table"]
+        _say(f"[experiments] alignment sweep: {grid.output_dir / 'alignment_sweep.md'}")
     out = grid.output_dir
     _say(f"[experiments] table: {out / 'results.md'}  JSON: {out / 'results.json'}")
     for plot in report["plots"]:

@@ -82,7 +82,9 @@ def _data_arguments(settings: dict[str, Any]):
 def _run_settings(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "dtw_align_run.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{str(run_dir)!r} has no dtw_align_run.json: give a finished run_finetune_st.py folder.")
+        raise FileNotFoundError(
+            f"{str(run_dir)!r} has no dtw_align_run.json: give a finished run_finetune_st.py folder."
+        )
     return json.loads(path.read_text(encoding="utf-8"))["settings"]
 
 
@@ -124,7 +126,9 @@ def sweep_run(
                 f"{str(run_dir)!r}: the {role} split {split!r} has no reference word timings; the sweep needs both "
                 "dev and test timings (the demo corpus has them)."
             )
-        result[role] = compare_alignment_options(model, processor, splits[key], timings, options, max_samples=max_samples)
+        result[role] = compare_alignment_options(
+            model, processor, splits[key], timings, options, max_samples=max_samples
+        )
     result["chosen"] = choose(result["dev"], priors, normalizations)
     tmp = run_dir / f"{SWEEP_FILE}.tmp"
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
@@ -171,11 +175,56 @@ def sweep_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
         rows = [summary_row(r) for r in runs]
         cells = [_mean_std([r[c][0] for r in rows if c in r and r[c][0] is not None]) for c in columns]
         chosen = "; ".join(
-            ", ".join(f"{k}={v.split('|', 1)[1] if v else '-'}" for k, v in r["chosen"].items() if k in ("prior", "best"))
+            ", ".join(
+                f"{k}={v.split('|', 1)[1] if v else '-'}" for k, v in r["chosen"].items() if k in ("prior", "best")
+            )
             for r in runs
         )
         lines.append(f"| {data} | {system} | {len(runs)} | " + " | ".join(cells) + f" | {chosen} |")
     return "\n".join(lines) + "\n"
+
+
+def sweep_grid(grid, echo=None) -> dict[str, Any]:
+    """The sweep of `grid.alignment_sweep` over its finished runs (a run's existing `alignment_sweep.json` is kept);
+    writes `<output_dir>/alignment_sweep.md` and `.json`. Returns `{"table", "results", "failed"}`."""
+    spec = grid.alignment_sweep
+    echo = echo or (lambda _: None)
+    priors = [float(p) for p in spec.get("priors") or DEFAULT_PRIORS]
+    normalizations = list(spec.get("normalizations") or DEFAULT_NORMALIZATIONS)
+    wanted = set(spec.get("systems") or [])
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    failed = []
+    for run in grid.runs():
+        if run.stage != "stage2" or run.system not in wanted or not run.finished:
+            continue
+        path = run.output_dir / SWEEP_FILE
+        result = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if result is None or result.get("options") != candidate_options(priors, normalizations):
+            try:
+                result = sweep_run(
+                    run.output_dir,
+                    priors=priors,
+                    normalizations=normalizations,
+                    max_samples=spec.get("max_samples", 200),
+                    speech_encoder_cache_dir=run.flags.get("speech_encoder_cache_dir"),
+                )
+            except (OSError, ValueError, RuntimeError) as error:  # one run's problem must not lose the others
+                echo(f"[alignment sweep] {run.name}: FAILED ({error})")
+                failed.append(run.name)
+                continue
+            echo(f"[alignment sweep] {run.name}: done")
+        results.setdefault((run.data, run.system), []).append(result)
+    table = sweep_table(results) if results else ""
+    grid.output_dir.mkdir(parents=True, exist_ok=True)
+    header = (
+        "Test token accuracy (%) of alignment options on the trained models, mean ± std over seeds; every `dtw+...` "
+        "column is the setting chosen on the dev split (`prior`: diagonal-prior weight without normalization; "
+        "`<normalization>`: its best prior weight; `best`: the best pair). `dev-chosen` lists normalization|weight.\n\n"
+    )
+    (grid.output_dir / "alignment_sweep.md").write_text(header + table, encoding="utf-8")
+    flat = [{"data": d, "system": s, **r} for (d, s), runs in results.items() for r in runs]
+    (grid.output_dir / "alignment_sweep.json").write_text(json.dumps(flat, indent=2) + "\n", encoding="utf-8")
+    return {"table": table, "results": results, "failed": failed}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

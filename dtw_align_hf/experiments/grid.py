@@ -27,7 +27,7 @@ STAGE1_NAME = "stage1_mt"
 STAGE1_SCRIPT = "run_pretrain_mt.py"
 STAGE2_SCRIPT = "run_finetune_st.py"
 GRID_KEYS = ("description", "output_dir", "stage1", "stage2", "common", "data", "seeds", "systems", "baseline")
-GRID_KEYS += ("bootstrap", "quick_systems")
+GRID_KEYS += ("bootstrap", "quick_systems", "alignment_sweep")
 STAGE_KEYS = ("recipe", "overrides")
 # Set by the grid for every run; a grid that sets them itself is refused.
 RESERVED_FLAGS = ("output_dir", "seed", "data_seed", "mt_model_name_or_path", "config", "overwrite_output_dir")
@@ -98,33 +98,39 @@ class Grid:
     bootstrap: dict[str, Any] = field(default_factory=dict)
     description: str | None = None
     source: str | None = None
+    alignment_sweep: dict[str, Any] = field(default_factory=dict)
 
     def runs(self) -> list[Run]:
+        """Each data condition and seed: its stage 1, then every system. Conditions whose stage-1 flags are the same
+        (they differ only in `stage2:` data flags, e.g. the demo's steady vs varied speech over the same text) share
+        the first one's stage 1 instead of training identical models twice."""
         runs: list[Run] = []
-        for data_name, data_flags in self.data.items():
+        shared: dict[str, Run] = {}
+        for data_name, all_flags in self.data.items():
+            data_flags = {k: v for k, v in all_flags.items() if k != "stage2"}
+            stage2_data_flags = all_flags.get("stage2") or {}
             for seed in self.seeds:
                 folder = self.output_dir / data_name / f"seed{seed}"
-                stage1_dir = folder / STAGE1_NAME
-                stage1 = Run(
-                    stage="stage1",
-                    data=data_name,
-                    seed=seed,
-                    system=STAGE1_NAME,
-                    output_dir=stage1_dir,
-                    recipe=self.stage1_recipe,
-                    flags={
-                        **self.common,
-                        **data_flags,
-                        **self.stage1_overrides,
-                        "output_dir": str(stage1_dir),
-                        "seed": seed,
-                        "data_seed": seed,
-                    },
-                )
-                runs.append(stage1)
+                stage1_flags = {**self.common, **data_flags, **self.stage1_overrides, "seed": seed, "data_seed": seed}
+                key = json.dumps(stage1_flags, sort_keys=True, default=str)
+                stage1 = shared.get(key)
+                if stage1 is None:
+                    stage1_dir = folder / STAGE1_NAME
+                    stage1 = Run(
+                        stage="stage1",
+                        data=data_name,
+                        seed=seed,
+                        system=STAGE1_NAME,
+                        output_dir=stage1_dir,
+                        recipe=self.stage1_recipe,
+                        flags={**stage1_flags, "output_dir": str(stage1_dir)},
+                    )
+                    shared[key] = stage1
+                    runs.append(stage1)
+                stage1_dir = stage1.output_dir
                 for system, system_flags in self.systems.items():
                     run_dir = folder / system
-                    flags = {**self.common, **data_flags, **self.stage2_overrides, **system_flags}
+                    flags = {**self.common, **data_flags, **stage2_data_flags, **self.stage2_overrides, **system_flags}
                     flags.update(
                         output_dir=str(run_dir), seed=seed, data_seed=seed, mt_model_name_or_path=str(stage1_dir)
                     )
@@ -260,7 +266,11 @@ def load_grid(
     for name, flags in data_raw.items():
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"{where}: data condition name {name!r} must be a folder name.")
+        flags = dict(flags) if isinstance(flags, dict) else flags
+        stage2_only = flags.pop("stage2", None) if isinstance(flags, dict) else None
         data[name] = _mapping(flags, f"{where} data condition {name!r}")
+        if stage2_only is not None:
+            data[name]["stage2"] = _mapping(stage2_only, f"{where} data condition {name!r} `stage2`")
 
     seeds = raw.get("seeds", [1])
     seeds = [seeds] if isinstance(seeds, int) else seeds
@@ -276,6 +286,14 @@ def load_grid(
     if not isinstance(bootstrap, dict) or sorted(set(bootstrap) - {"n_samples", "seed"}):
         raise ValueError(f"{where}: `bootstrap` takes `n_samples` and `seed`, got {bootstrap!r}.")
     common = _mapping(raw.get("common"), f"{where} `common`")
+    sweep = raw.get("alignment_sweep") or {}
+    from .alignment_sweep import SWEEP_KEYS
+
+    if not isinstance(sweep, dict) or sorted(set(sweep) - set(SWEEP_KEYS)):
+        raise ValueError(f"{where}: `alignment_sweep` takes {list(SWEEP_KEYS)}, got {sweep!r}.")
+    unknown_sweep = [s for s in sweep.get("systems") or [] if s not in systems]
+    if unknown_sweep:
+        raise ValueError(f"{where}: `alignment_sweep.systems` names unknown systems {unknown_sweep}.")
 
     if quick:
         others = [s for s in raw.get("quick_systems") or systems if s != baseline]
@@ -288,6 +306,8 @@ def load_grid(
         common = {**common, **QUICK}
         stages = {k: (recipe, {**over, **QUICK}) for k, (recipe, over) in stages.items()}
         bootstrap = {**bootstrap, "n_samples": min(int(bootstrap.get("n_samples", 1000)), 200)}
+        if sweep:
+            sweep = {**sweep, "systems": [s for s in sweep.get("systems") or [] if s in systems], "max_samples": 8}
 
     out = output_dir or raw.get("output_dir")
     if not out:
@@ -306,4 +326,5 @@ def load_grid(
         bootstrap=dict(bootstrap),
         description=raw.get("description"),
         source=source,
+        alignment_sweep=dict(sweep),
     )
