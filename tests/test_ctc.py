@@ -308,3 +308,16 @@ def test_ctc_trains_on_tone_utterances(make_model, tiny_processor, classes):
     model.train()
     assert model(**batch).loss_ctc.item() < 0.7 * start
     assert after["margin"] > before["margin"], (before, after)
+
+
+def test_checkpoint_without_ctc_head_loads(make_model, tmp_path):
+    """A checkpoint saved before the head existed loads with a fresh head (unit-norm blank, scale 10)."""
+    from safetensors.torch import load_file, save_file
+
+    make_model().save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if not k.startswith("ctc_head.")}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    model = DTWAlignForSpeechTranslation.from_pretrained(tmp_path)
+    assert model.ctc_head.blank.norm().item() == pytest.approx(1.0, abs=0.6)
+    assert model.ctc_head.scale().item() == pytest.approx(10.0)
