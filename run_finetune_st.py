@@ -147,6 +147,7 @@ CHOICES = {
     "adapter_activation": cfg.ADAPTER_ACTIVATIONS,
     "alignment_normalization": cfg.SIMILARITY_NORMALIZATIONS,
     "speech_positions": cfg.SPEECH_POSITIONS,
+    "ctc_classes": cfg.CTC_CLASSES,
 }
 # fields that change the module structure: refused on a complete checkpoint (its weights have another shape)
 ARCHITECTURE_FIELDS = ("adapter_num_layers", "adapter_kernel_size", "adapter_stride", "adapter_hidden_size",
@@ -195,6 +196,14 @@ class DTWAlignArguments:
     mt_weight: float | None = field(default=None, metadata={"help": "Weight of the text-translation CE."})
     mix_weight: float | None = field(default=None, metadata={"help": "Weight of the mixup CE."})
     kl_weight: float | None = field(default=None, metadata={"help": "Weight of the KL terms."})
+    ctc_weight: float | None = field(
+        default=None,
+        metadata={
+            "help": "Weight of the auxiliary CTC loss on the adapter output, its classes the text embeddings "
+            "(cosine, as DTW reads them); 0 = off."
+        },
+    )
+    ctc_classes: str | None = field(default=None, metadata={"help": _choices(cfg.CTC_CLASSES)})
     kl_st_mix: bool | None = field(default=None, metadata={"help": "Symmetric KL between ST and mixed outputs."})
     kl_mt_mix: bool | None = field(default=None, metadata={"help": "Symmetric KL between MT and mixed outputs."})
     label_smoothing: float | None = field(default=None, metadata={"help": "Label smoothing of every CE."})
@@ -225,8 +234,8 @@ class DTWAlignArguments:
             value = getattr(self, name)
             if value is not None and value < (0 if name == "alignment_window" else 1):
                 raise SetupError(f"--{name} {value} must be {'>= 0' if name == 'alignment_window' else '>= 1'}.")
-        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "label_smoothing", "max_source_seconds",
-                     "alignment_diagonal_prior"):  # fmt: skip
+        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "ctc_weight", "label_smoothing",
+                     "max_source_seconds", "alignment_diagonal_prior"):  # fmt: skip
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise SetupError(f"--{name} {value} must be >= 0.")

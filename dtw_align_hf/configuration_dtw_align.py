@@ -25,6 +25,7 @@ MIX_POSITIONS = ("encoder_input", "encoder_output")
 MIXUP_RATIO_SCHEDULES = ("constant", "uniform", "beta", "linear")
 ADAPTER_ACTIVATIONS = ("glu", "gelu")
 PRESETS = ("dtw_align", "cmot")
+CTC_CLASSES = ("vocab", "transcript")
 
 # Fields a preset may set. A field left at `None` takes the preset's value (or, without a preset, the DTW-Align
 # default below); a field given explicitly always wins over the preset.
@@ -85,6 +86,8 @@ DTW_ALIGN_SETTINGS = (
     "kl_weight",
     "kl_st_mix",
     "kl_mt_mix",
+    "ctc_weight",
+    "ctc_classes",
     "label_smoothing",
     "speech_positions",
     "mask_aligned_speech",
@@ -180,6 +183,18 @@ class DTWAlignConfig(PreTrainedConfig):
         kl_weight (`float`, defaults to 1.0): weight of the KL terms. Open; CMOT uses 2.0 (see the `cmot` preset).
         kl_st_mix (`bool`, defaults to `True`), kl_mt_mix (`bool`, defaults to `True`): which symmetric KL terms
             enter the loss: ST vs mixed and MT vs mixed output distributions. CMOT (`--kl-st --kl-mt`).
+        ctc_weight (`float`, defaults to 0.0): weight of an auxiliary CTC loss on the adapter outputs (the speech
+            embeddings DTW aligns) over the transcript tokens, in multitask training steps. Its output layer is the
+            cosine the alignment reads: `logits[n, v] = s * cos(f_n, e_v)` against every text embedding (detached)
+            plus a learned blank vector, with a learned scale `s` (the `ctc_head` module, always present; it trains
+            only while `ctc_weight > 0`: set the weight at construction or with `model.update_dtw_align`). BOS, EOS
+            and pad ids are left out of the CTC targets (no acoustic counterpart); logged as `loss/ctc`, the share
+            of samples with enough frames for their targets as `ctc/valid_frac`. Not in the paper: off by default.
+        ctc_classes (`str`, defaults to `"vocab"`): the classes of that CTC. `"vocab"`: every vocabulary entry plus
+            the learned blank (standard CTC, as above). `"transcript"`: each sample's own transcript positions, all
+            the tokens DTW aligns, with no blank (a forward-sum over exactly DTW's monotonic paths: every frame one
+            token, at least one frame per token); only the scale `s` is learned. Open; measured only on a toy
+            (`tests/test_ctc.py`), where neither class set beat a length-proportional split.
         label_smoothing (`float`, defaults to 0.1): fairseq-style label smoothing of every cross-entropy. CMOT.
         speech_positions (`str`, defaults to `"sinusoidal"`): whether the translation encoder adds its position
             embeddings to speech embeddings (and to mixed sequences) as it does to text: `"sinusoidal"` (yes, the
@@ -224,6 +239,8 @@ class DTWAlignConfig(PreTrainedConfig):
         "loss_mt",
         "loss_mix",
         "loss_kl",
+        "loss_ctc",
+        "ctc_valid_frac",
         "align_valid_frac",
         "align_frames_per_token",
         "align_seconds",
@@ -262,6 +279,8 @@ class DTWAlignConfig(PreTrainedConfig):
     kl_weight: float | None = None
     kl_st_mix: bool = True
     kl_mt_mix: bool = True
+    ctc_weight: float = 0.0
+    ctc_classes: str = "vocab"
     label_smoothing: float | None = None
     speech_positions: str | None = None
     mask_aligned_speech: bool = False
@@ -351,6 +370,7 @@ class DTWAlignConfig(PreTrainedConfig):
         _check_choice("alignment_backend", self.alignment_backend, ALIGNMENT_BACKENDS)
         _check_choice("alignment_normalization", self.alignment_normalization, SIMILARITY_NORMALIZATIONS)
         _check_choice("speech_positions", self.speech_positions, SPEECH_POSITIONS)
+        _check_choice("ctc_classes", self.ctc_classes, CTC_CLASSES)
         if float(self.alignment_diagonal_prior) < 0:
             raise ValueError(f"`alignment_diagonal_prior={self.alignment_diagonal_prior}` must be >= 0.")
         if int(self.alignment_window) < 0:
@@ -372,8 +392,8 @@ class DTWAlignConfig(PreTrainedConfig):
             )
         if not 0.0 <= float(self.label_smoothing) < 1.0:
             raise ValueError(f"`label_smoothing={self.label_smoothing}` must lie in [0, 1).")
-        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight"):
-            if float(getattr(self, name)) < 0:
+        for name in ("st_weight", "mt_weight", "mix_weight", "kl_weight", "ctc_weight"):
+            if not float(getattr(self, name)) >= 0:  # NaN fails too
                 raise ValueError(f"`{name}={getattr(self, name)}` must be >= 0.")
         if self.mixup_beta_alpha <= 0:
             raise ValueError(f"`mixup_beta_alpha={self.mixup_beta_alpha}` must be > 0.")
@@ -415,6 +435,7 @@ __all__ = [
     "ADAPTER_ACTIVATIONS",
     "ALIGNMENTS",
     "ALIGNMENT_BACKENDS",
+    "CTC_CLASSES",
     "DTW_ALIGN_SETTINGS",
     "MIXUPS",
     "MIXUP_LEVELS",

@@ -1,4 +1,4 @@
-"""Loss terms of DTW-Align training: label-smoothed cross-entropy, symmetric KL, the weighted total.
+"""Loss terms of DTW-Align training: label-smoothed cross-entropy, symmetric KL, the auxiliary CTC, the weighted total.
 
 Every token loss is a *sum* over target tokens divided by a denominator the caller passes (`num_items_in_batch`
 from the Trainer when given, else the number of target tokens in the batch), as fairseq divides by `sample_size`.
@@ -78,6 +78,56 @@ def symmetric_kl(logits_p: torch.Tensor, logits_q: torch.Tensor, mask: torch.Ten
     return kl.sum()
 
 
+def ctc_targets(
+    input_ids: torch.Tensor, text_mask: torch.Tensor, exclude_ids: tuple[int | None, ...] = ()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC targets from transcript ids: the real tokens minus `exclude_ids` (BOS / EOS / pad), moved to the front.
+
+    Args:
+        input_ids (`torch.Tensor` of shape `(B, M)`): transcript ids.
+        text_mask (`torch.Tensor` of shape `(B, M)`): `True` on real tokens.
+        exclude_ids: token ids never used as targets (`None` entries are ignored).
+
+    Returns:
+        `(targets, lengths)`: `(B, M)` ids with each sample's kept tokens first, in order (the rest is filler that
+        `F.ctc_loss` does not read), and `(B,)` kept-token counts.
+    """
+    keep = text_mask.bool()
+    for token_id in exclude_ids:
+        if token_id is not None:
+            keep = keep & input_ids.ne(token_id)
+    # a stable sort on "dropped" keeps the order of the kept tokens and moves them to the front
+    order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+    return input_ids.gather(1, order), keep.sum(-1)
+
+
+def ctc_loss_sum(
+    logits: torch.Tensor, frame_lengths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC negative log-likelihood summed over the batch; the blank is the last class.
+
+    Args:
+        logits (`torch.Tensor` of shape `(B, N, C)`): frame logits, blank at index `C - 1` (computed in float32).
+        frame_lengths (`torch.Tensor` of shape `(B,)`): real frames per sample.
+        targets (`torch.Tensor` of shape `(B, S)`), target_lengths (`(B,)`): from [`ctc_targets`].
+
+    Returns:
+        `(loss, feasible)`: a scalar float32 sum (not averaged) and a `(B,)` bool mask of the samples that have enough
+        frames for their targets (`frames >= tokens + adjacent repeats`). Infeasible samples contribute 0
+        (`zero_infinity=True`) instead of an infinite loss.
+    """
+    lprobs = F.log_softmax(logits.float(), dim=-1).transpose(0, 1)  # (N, B, C), the layout ctc_loss takes
+    frame_lengths, target_lengths = frame_lengths.long(), target_lengths.long()
+    loss = F.ctc_loss(
+        lprobs, targets.long(), frame_lengths, target_lengths,
+        blank=logits.size(-1) - 1, reduction="sum", zero_infinity=True,
+    )  # fmt: skip
+    position = torch.arange(targets.size(1), device=targets.device)
+    repeats = (targets[:, 1:] == targets[:, :-1]) & (position[None, 1:] < target_lengths[:, None])
+    feasible = frame_lengths >= target_lengths + repeats.sum(-1)
+    return loss, feasible
+
+
 def weighted_total(terms: dict[str, torch.Tensor | None], weights: dict[str, float]) -> torch.Tensor:
     """`sum_k weights[k] * terms[k]` over the terms that were computed (not `None`) and have a non-zero weight.
 
@@ -94,4 +144,12 @@ def weighted_total(terms: dict[str, torch.Tensor | None], weights: dict[str, flo
     return total
 
 
-__all__ = ["IGNORE_INDEX", "label_smoothed_cross_entropy", "shift_labels_right", "symmetric_kl", "weighted_total"]
+__all__ = [
+    "IGNORE_INDEX",
+    "ctc_loss_sum",
+    "ctc_targets",
+    "label_smoothed_cross_entropy",
+    "shift_labels_right",
+    "symmetric_kl",
+    "weighted_total",
+]

@@ -7,13 +7,15 @@ One training batch, in order (`DTWAlignForSpeechTranslation.forward`, one method
 4. `_mixup_pass`: `mix(...)` builds the mixed sequence (`mixup.py`) and runs it through the encoder (or, CMOT-style,
    mixes encoder outputs) and the decoder.
 5. `_losses` (`losses.py`): label-smoothed CE of each pass, symmetric KL between the mixed pass and the ST / MT
-   passes, weighted by the config. Inference and evaluation run step 1 only.
+   passes, the optional auxiliary CTC on the speech embeddings (`ctc_weight`), weighted by the config. Inference
+   and evaluation run step 1 only.
 
 Speech-encoder families (waveform `input_values`; Whisper / Speech2Text `input_features`) are handled in
 `modeling_speech_encoders.py`; output types, the adapter and the input checks live in `modeling_dtw_align_blocks.py`.
 """
 
 import copy
+import math
 import os
 
 import torch
@@ -29,11 +31,13 @@ from .losses import IGNORE_INDEX, label_smoothed_cross_entropy, shift_labels_rig
 from .mixup import mix, sample_mixup_ratio
 from .modeling_dtw_align_blocks import (
     DTWAlignConvAdapter,
+    DTWAlignCTCHead,
     DTWAlignEncoderOutput,
     DTWAlignEncoderView,
     DTWAlignSeq2SeqLMOutput,
     check_forward_inputs,
     check_text,
+    ctc_step,
     load_parts,
     pick_audio,
     translation_positions,
@@ -75,6 +79,10 @@ class DTWAlignPreTrainedModel(PreTrainedModel):
             init.kaiming_uniform_(module.weight, a=5**0.5)
             init.uniform_(module.bias, -bound, bound)
             return
+        if isinstance(module, DTWAlignCTCHead):  # a unit-norm random blank, scale 10
+            init.normal_(module.blank, std=module.blank.numel() ** -0.5)
+            init.constant_(module.log_scale, math.log(module.init_scale))
+            return
         super()._init_weights(module)
 
 
@@ -107,6 +115,9 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             speech_encoder if speech_encoder is not None else build_speech_encoder(config.speech_config)
         )
         self.adapter = DTWAlignConvAdapter(config)
+        # Always built (D + 1 floats), so `update_dtw_align(ctc_weight=...)` and save/load need no rebuilding; it
+        # trains only while `ctc_weight > 0` (see `update_dtw_align`).
+        self.ctc_head = DTWAlignCTCHead(config.adapter_output_size)
         self.mt = mt_model if mt_model is not None else AutoModelForSeq2SeqLM.from_config(config.text_config)
         # Keep the sub-configs and the loaded modules the same objects, so edits through either stay in sync.
         self.config.speech_config = self.speech_encoder.config
@@ -121,6 +132,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         self._speech_cache: FrozenEncoderCache | None = None
         object.__setattr__(self, "_encoder_view", DTWAlignEncoderView(self))
         self.post_init()
+        self._sync_ctc_trainable()
         gen = self.generation_config
         if gen is not None and gen.max_length is None and gen.max_new_tokens is None:
             # fairseq's default length bound (max_len_b = 200, as CMOT decodes), within the decoder's positions; set
@@ -172,14 +184,30 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                         model.generation_config.max_new_tokens = None
         return model
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, info) with output_loading_info=True
+        model._sync_ctc_trainable()  # loading re-creates the parameters
+        return loaded
+
     def update_dtw_align(self, **overrides) -> "DTWAlignForSpeechTranslation":
         """Change DTW-Align settings of this built or loaded model: [`DTWAlignConfig.update_dtw_align`].
 
         Presets expand (`update_dtw_align(preset="cmot")`); architecture fields raise. Every setting is read from the
-        config at each forward, so no module needs rebuilding. Returns the model.
+        config at each forward, so no module needs rebuilding. `ctc_weight` / `ctc_classes` also switch `ctc_head`
+        trainable or frozen (`_sync_ctc_trainable`): change them before the optimizer is built. Returns the model.
         """
         self.config.update_dtw_align(**overrides)
+        self._sync_ctc_trainable()
         return self
+
+    def _sync_ctc_trainable(self) -> None:
+        """`ctc_head` trains only while `ctc_weight > 0`; its blank only with `ctc_classes="vocab"` (no unused
+        trainable parameter, which DDP without `find_unused_parameters` rejects)."""
+        on = self.config.ctc_weight > 0
+        self.ctc_head.log_scale.requires_grad_(on)
+        self.ctc_head.blank.requires_grad_(on and self.config.ctc_classes == "vocab")
 
     def get_encoder(self, modality: str | None = None):
         if modality == "audio" or modality is None:
@@ -422,11 +450,14 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
         )
         if labels is None:
             return out
-        logits, valid = {"st": st.logits}, None
+        logits, valid, ctc = {"st": st.logits}, None, None
         if multitask:
             text_embeds, text_positions, mt_states, logits["mt"] = self._mt_pass(
                 input_ids, text_mask, decoder_input_ids, use_cache
             )
+            if cfg.ctc_weight > 0:  # auxiliary CTC on the frames DTW aligns (`ctc_step`)
+                speech, frame_mask = encoder_outputs.speech_embeds, encoder_outputs.attention_mask
+                ctc, out.ctc_valid_frac = ctc_step(self, speech, frame_mask, input_ids, text_mask, text_embeds)
             if cfg.alignment != "none":
                 alignment = self._alignment_step(out, encoder_outputs, text_embeds, text_mask)
                 valid = alignment.valid.to(labels.device)
@@ -437,7 +468,7 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                         speech, text, alignment, encoder_outputs.attention_mask, text_mask, decoder_input_ids,
                         use_cache,
                     )  # fmt: skip
-        return self._losses(out, logits, labels, num_items_in_batch, valid)
+        return self._losses(out, logits, labels, num_items_in_batch, valid, ctc)
 
     def _st_pass(self, audio, attention_mask, encoder_outputs, decoder_input_ids, decoder_attention_mask,
                  spec_augment, **decode_kwargs):  # fmt: skip
@@ -542,8 +573,9 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
                 mix_states = encoder(inputs_embeds=mix_states, attention_mask=mix_mask).last_hidden_state
         return self._decode(mix_states, mix_mask, decoder_input_ids, use_cache=use_cache).logits
 
-    def _losses(self, out, logits, labels, num_items_in_batch, valid) -> DTWAlignSeq2SeqLMOutput:
-        """Step 5: label-smoothed CE of each pass, symmetric KL terms, the weighted total (`losses.py`)."""
+    def _losses(self, out, logits, labels, num_items_in_batch, valid, ctc=None) -> DTWAlignSeq2SeqLMOutput:
+        """Step 5: label-smoothed CE of each pass, symmetric KL terms, the summed `ctc` loss (if computed), the
+        weighted total (`losses.py`). Every term is divided by the same denominator."""
         cfg = self.config
         eps, label_mask = cfg.label_smoothing, labels.ne(IGNORE_INDEX)
         denom = num_items_in_batch if num_items_in_batch is not None else label_mask.sum()
@@ -561,12 +593,20 @@ class DTWAlignForSpeechTranslation(DTWAlignPreTrainedModel, GenerationMixin):
             if cfg.kl_mt_mix:
                 kl = kl + symmetric_kl(logits["mt"], logits["mix"], mix_mask)
             out.loss_kl = kl / denom
+        if ctc is not None:
+            out.loss_ctc = ctc / denom
         if "mt" not in logits:  # evaluation, or plain ST training without a transcript
             out.loss = out.loss_st
             return out
         out.loss = weighted_total(
-            {"st": out.loss_st, "mt": out.loss_mt, "mix": out.loss_mix, "kl": out.loss_kl},
-            {"st": cfg.st_weight, "mt": cfg.mt_weight, "mix": cfg.mix_weight, "kl": cfg.kl_weight},
+            {"st": out.loss_st, "mt": out.loss_mt, "mix": out.loss_mix, "kl": out.loss_kl, "ctc": out.loss_ctc},
+            {
+                "st": cfg.st_weight,
+                "mt": cfg.mt_weight,
+                "mix": cfg.mix_weight,
+                "kl": cfg.kl_weight,
+                "ctc": cfg.ctc_weight,
+            },
         )
         return out
 

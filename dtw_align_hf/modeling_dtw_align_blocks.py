@@ -3,6 +3,7 @@
 """
 
 import contextlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM
 from transformers.modeling_outputs import BaseModelOutput, Seq2SeqLMOutput
 
 from .configuration_dtw_align import DTWAlignConfig
+from .losses import ctc_loss_sum, ctc_targets
 from .modeling_speech_encoders import check_audio_batch, load_speech_encoder, set_whisper_window
 
 
@@ -43,6 +45,10 @@ class DTWAlignSeq2SeqLMOutput(Seq2SeqLMOutput):
         align_valid_frac (`torch.Tensor`, *optional*): share of the batch that could be aligned (N_b >= M_b for dtw).
         align_frames_per_token (`torch.Tensor`, *optional*): adapter frames per transcript token over valid samples.
         align_seconds (`torch.Tensor`, *optional*): wall time of the alignment call.
+        loss_ctc (`torch.Tensor`, *optional*): the auxiliary cosine CTC loss (`ctc_weight > 0`, training), summed over
+            samples and divided by the same denominator as the other terms.
+        ctc_valid_frac (`torch.Tensor`, *optional*): share of the batch with enough frames for its CTC targets (the
+            rest contribute 0 to `loss_ctc`).
     """
 
     loss_st: torch.Tensor | None = None
@@ -52,6 +58,8 @@ class DTWAlignSeq2SeqLMOutput(Seq2SeqLMOutput):
     align_valid_frac: torch.Tensor | None = None
     align_frames_per_token: torch.Tensor | None = None
     align_seconds: torch.Tensor | None = None
+    loss_ctc: torch.Tensor | None = None
+    ctc_valid_frac: torch.Tensor | None = None
 
 
 class DTWAlignConvAdapter(nn.Module):
@@ -109,6 +117,44 @@ class DTWAlignConvAdapter(nn.Module):
         return (torch.div(lengths + 2 * pad - self.kernel_size, self.stride, rounding_mode="floor") + 1).clamp(min=0)
 
 
+class DTWAlignCTCHead(nn.Module):
+    """Cosine output layer of the auxiliary CTC loss: it scores exactly the similarity the alignment reads.
+
+    `logits[b, n, v] = s * cos(f[b, n], e_v)` for every vocabulary entry `v` (the text embedding matrix is passed in,
+    detached by the caller), and a last, blank class `s * cos(f[b, n], blank)`. `blank` is a learned `(D,)` vector,
+    `s = exp(log_scale)` a learned scale (initialised to 10, clamped to [1, 100] as CLIP clamps its logit scale).
+    Computed in float32 with autocast off, so a bf16 step scores the same cosines.
+    """
+
+    init_scale = 10.0
+    max_scale = 100.0
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.blank = nn.Parameter(torch.randn(width) * width**-0.5)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(self.init_scale)))
+
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.float().exp().clamp(1.0, self.max_scale)
+
+    def forward(self, speech_embeds: torch.Tensor, vocab_embeds: torch.Tensor) -> torch.Tensor:
+        """`(B, N, D)` frames and `(V, D)` text embeddings -> `(B, N, V + 1)` float32 logits, blank last."""
+        with torch.autocast(device_type=speech_embeds.device.type, enabled=False):
+            frames = nn.functional.normalize(speech_embeds.float(), dim=-1)
+            classes = torch.cat([vocab_embeds.float(), self.blank.float()[None].to(vocab_embeds.device)])
+            return self.scale() * frames @ nn.functional.normalize(classes, dim=-1).T
+
+    def transcript_logits(self, speech_embeds, text_embeds, text_mask) -> torch.Tensor:
+        """`ctc_classes="transcript"`: `(B, N, M + 1)` float32 logits `s * cos(f_n, e_j)` over each sample's own
+        transcript positions (padding masked), and a last, blank class that is ruled out (-1e4). CTC over targets
+        `0 .. M-1` then sums over exactly DTW's paths: every frame one token, stay or advance by one."""
+        with torch.autocast(device_type=speech_embeds.device.type, enabled=False):
+            frames = nn.functional.normalize(speech_embeds.float(), dim=-1)
+            tokens = nn.functional.normalize(text_embeds.float(), dim=-1)
+            logits = (self.scale() * frames @ tokens.transpose(1, 2)).masked_fill(~text_mask.bool()[:, None], -1e4)
+            return nn.functional.pad(logits, (0, 1), value=-1e4)
+
+
 class DTWAlignEncoderView(nn.Module):
     """What `get_encoder()` returns: the speech path up to the translation encoder. Owns no parameters.
 
@@ -152,6 +198,31 @@ def translation_positions(encoder: nn.Module, mode: str, captured: list | None =
         handle.remove()
 
 
+def ctc_step(model, speech_embeds, frame_mask, input_ids, text_mask, text_embeds) -> tuple[torch.Tensor, torch.Tensor]:
+    """The auxiliary CTC of a multitask step: adapter frames vs transcript tokens through `model.ctc_head`.
+
+    The classes are text embeddings as `model.embed_text` produces them (any embedding scale included: the cosine
+    ignores it), without gradient, so the loss moves the speech side only: the whole vocabulary plus the learned
+    blank (`ctc_classes="vocab"`, BOS/EOS/pad left out of the targets), or the sample's own transcript positions, all
+    of them as DTW aligns them, without blank (`"transcript"`). Returns the summed loss (divide it like the other
+    terms) and the share of samples with enough frames.
+    """
+    cfg, embeddings = model.config, model.get_input_embeddings()
+    frame_lengths = frame_mask.to(speech_embeds.device).sum(-1)
+    if cfg.ctc_classes == "transcript":
+        logits = model.ctc_head.transcript_logits(speech_embeds, text_embeds.detach(), text_mask)
+        positions = torch.arange(text_mask.size(1), device=text_mask.device).expand(text_mask.shape)
+        loss, feasible = ctc_loss_sum(logits, frame_lengths, positions, text_mask.sum(-1))
+        return loss, feasible.float().mean()
+    vocab_size = getattr(embeddings, "num_embeddings", None) or cfg.text_config.vocab_size
+    with torch.no_grad():
+        vocab = model.embed_text(torch.arange(vocab_size, device=input_ids.device)[None])[0]
+    targets, lengths = ctc_targets(input_ids, text_mask, (cfg.bos_token_id, cfg.eos_token_id, cfg.pad_token_id))
+    logits = model.ctc_head(speech_embeds, vocab)
+    loss, feasible = ctc_loss_sum(logits, frame_lengths, targets, lengths)
+    return loss, feasible.float().mean()
+
+
 def pick_audio(model, input_values: torch.Tensor | None, input_features: torch.Tensor | None):
     """The audio tensor of whichever key was passed; raises if it is the wrong kind for this speech encoder."""
     if input_values is not None and input_features is not None:
@@ -189,19 +260,21 @@ def check_forward_inputs(model, audio, attention_mask, sampling_rate, input_ids,
             "`input_ids` (transcript) was given in training mode without `labels` (translation): the MT and mixup "
             "passes need the translation; pass `labels` from the collator."
         )
-    if model.training and labels is not None and input_ids is None and (cfg.uses_mixup or cfg.mt_weight > 0):
+    needs_text = cfg.uses_mixup or cfg.mt_weight > 0 or cfg.ctc_weight > 0
+    if model.training and labels is not None and input_ids is None and needs_text:
         raise ValueError(
-            f"Training with alignment={cfg.alignment!r}, mixup={cfg.mixup!r}, mt_weight={cfg.mt_weight} needs the "
-            "transcript: pass `input_ids` (and `text_attention_mask`) from the collator, or set `alignment='none'` "
-            "and `mt_weight=0` for plain speech-translation training."
+            f"Training with alignment={cfg.alignment!r}, mixup={cfg.mixup!r}, mt_weight={cfg.mt_weight}, "
+            f"ctc_weight={cfg.ctc_weight} needs the transcript: pass `input_ids` (and `text_attention_mask`) from the "
+            "collator, or set `alignment='none'`, `mt_weight=0` and `ctc_weight=0` for plain speech-translation "
+            "training."
         )
     if labels is None and decoder_input_ids is None and encoder_outputs is None:
         raise ValueError("Pass `labels` (training/evaluation) or `decoder_input_ids`; to translate use `generate`.")
     text_mask = check_text(model, input_ids, text_attention_mask) if multitask else None
     precomputed = encoder_outputs is not None and getattr(encoder_outputs, "speech_embeds", None) is None
-    if multitask and cfg.alignment != "none" and precomputed:
+    if multitask and (cfg.alignment != "none" or cfg.ctc_weight > 0) and precomputed:
         raise ValueError(
-            f"Alignment needs the speech embeddings: pass `{model.main_input_name}` instead of precomputed "
+            f"Alignment and CTC need the speech embeddings: pass `{model.main_input_name}` instead of precomputed "
             "`encoder_outputs` in training, or use `encoder_outputs` from `model.get_encoder()`."
         )
     if encoder_outputs is None:
@@ -248,12 +321,14 @@ def load_parts(
 
 
 __all__ = [
+    "DTWAlignCTCHead",
     "DTWAlignConvAdapter",
     "DTWAlignEncoderOutput",
     "DTWAlignEncoderView",
     "DTWAlignSeq2SeqLMOutput",
     "check_forward_inputs",
     "check_text",
+    "ctc_step",
     "load_parts",
     "pick_audio",
     "translation_positions",

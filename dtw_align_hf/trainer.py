@@ -36,11 +36,18 @@ logger = logging.get_logger(__name__)
 
 # logged key -> attribute of `DTWAlignSeq2SeqLMOutput` (docs/CONTRACTS.md). The loss terms are normalised like
 # the total loss (by `num_items_in_batch` when the model receives it); the alignment statistics are plain values.
-LOSS_COMPONENTS = {"loss/st": "loss_st", "loss/mt": "loss_mt", "loss/mix": "loss_mix", "loss/kl": "loss_kl"}
+LOSS_COMPONENTS = {
+    "loss/st": "loss_st",
+    "loss/mt": "loss_mt",
+    "loss/mix": "loss_mix",
+    "loss/kl": "loss_kl",
+    "loss/ctc": "loss_ctc",
+}
 ALIGN_STATISTICS = {
     "align/valid_frac": "align_valid_frac",
     "align/frames_per_token": "align_frames_per_token",
     "align/seconds": "align_seconds",
+    "ctc/valid_frac": "ctc_valid_frac",
 }
 LOGGED_KEYS = (*LOSS_COMPONENTS, *ALIGN_STATISTICS)
 

@@ -383,3 +383,18 @@ def test_group_by_length_buckets_a_stream(tmp_path, make_model, tiny_processor):
     trainer.train()
     lengths = sorted(e["length"] for e in data)
     assert sorted(seen) == [lengths[i : i + 2] for i in range(0, 8, 2)]  # pairs of neighbours in sorted order
+
+
+def test_one_step_logs_ctc(tmp_path, make_model, tiny_processor):
+    model = make_model(ctc_weight=0.5)
+    trainer = DTWAlignTrainer(
+        model=model,
+        args=make_args(tmp_path),
+        train_dataset=make_examples(2),
+        data_collator=ProcessorCollator(tiny_processor),
+    )
+    trainer.train()
+    entry = train_logs(trainer)[0]
+    assert math.isfinite(entry["loss/ctc"]) and entry["ctc/valid_frac"] == pytest.approx(1.0)
+    total = entry["loss/st"] + entry["loss/mt"] + entry["loss/mix"] + entry["loss/kl"] + 0.5 * entry["loss/ctc"]
+    assert entry["loss"] == pytest.approx(total, rel=1e-4)
