@@ -271,6 +271,15 @@ def test_conditions_that_differ_only_in_stage2_flags_share_one_stage1(tmp_path):
         _grid(tmp_path, data={"x": {"stage2": {"--demo_speech": "varied"}}})
 
 
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [({"systems": ["nope"]}, "alignment_sweep.systems` names unknown"), ({"prior": [1]}, "alignment_sweep` takes")],
+)
+def test_bad_alignment_sweeps_are_refused(tmp_path, sweep, message):
+    with pytest.raises(ValueError, match=message):
+        _grid(tmp_path, alignment_sweep=sweep)
+
+
 def test_mean_std_over_seeds():
     assert mean_std([10.0, 12.0, 17.0]) == (13.0, math.sqrt(13.0), 3)  # ((9 + 1 + 16) / 2) ** 0.5
     assert mean_std([4.0, None]) == (4.0, None, 1)
@@ -351,6 +360,9 @@ def test_quick_grid_end_to_end(tmp_path, monkeypatch):
         assert (out / name).stat().st_size > 0
     for system in ("stage1_mt", "dtw_align", "cmot"):
         assert (out / "quick/seed1" / system / "results.json").is_file()
+    sweep = (out / "alignment_sweep.md").read_text()  # the grid's alignment sweep ran on the DTW-Align run
+    assert "| quick | dtw_align | 1 |" in sweep and "dtw+prior" in sweep
+    assert (out / "quick/seed1/dtw_align/alignment_sweep.json").is_file()
     # rerunning the finished grid trains nothing
     again = main(["--quick", "--output_dir", str(out), "--no_progress"])
     state = json.loads((out / "grid_state.json").read_text())
