@@ -74,3 +74,15 @@ def test_choices_are_made_on_dev_and_read_on_test():
     table = sweep_table({("varied", "dtw_align"): [result, result]})
     line = next(line for line in table.splitlines() if line.startswith("| varied |"))
     assert "| 2 | 40.0 ± 0.0 | 90.0 ± 0.0 | 60.0 ± 0.0 |" in line and "best=csls|1" in line
+
+
+def test_sweep_plot_is_written(tmp_path):
+    from dtw_align_hf.experiments.alignment_sweep import plot_sweep
+
+    dev = {"uniform": 0.6, "cmot": 0.1, "dtw|none|0": 0.5, "dtw|none|1": 0.7}
+    result = _fake(dev, dev)
+    result["chosen"] = choose(result["dev"], [0.0, 1.0], ["none"])
+    path = plot_sweep(
+        {("steady", "dtw_align"): [result], ("varied", "dtw_align"): [result, result]}, tmp_path / "s.png"
+    )
+    assert path.stat().st_size > 0

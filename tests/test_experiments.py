@@ -363,6 +363,7 @@ def test_quick_grid_end_to_end(tmp_path, monkeypatch):
     sweep = (out / "alignment_sweep.md").read_text()  # the grid's alignment sweep ran on the DTW-Align run
     assert "| quick | dtw_align | 1 |" in sweep and "dtw+prior" in sweep
     assert (out / "quick/seed1/dtw_align/alignment_sweep.json").is_file()
+    assert (out / "alignment_sweep.png").stat().st_size > 0
     # rerunning the finished grid trains nothing
     again = main(["--quick", "--output_dir", str(out), "--no_progress"])
     state = json.loads((out / "grid_state.json").read_text())

@@ -222,9 +222,46 @@ def sweep_grid(grid, echo=None) -> dict[str, Any]:
         "`<normalization>`: its best prior weight; `best`: the best pair). `dev-chosen` lists normalization|weight.\n\n"
     )
     (grid.output_dir / "alignment_sweep.md").write_text(header + table, encoding="utf-8")
+    if results:
+        plot_sweep(results, grid.output_dir / "alignment_sweep.png")
     flat = [{"data": d, "system": s, **r} for (d, s), runs in results.items() for r in runs]
     (grid.output_dir / "alignment_sweep.json").write_text(json.dumps(flat, indent=2) + "\n", encoding="utf-8")
     return {"table": table, "results": results, "failed": failed}
+
+
+def plot_sweep(results: dict[tuple[str, str], list[dict[str, Any]]], path: str | Path) -> Path:
+    """Bars of test token accuracy per alignment option (uniform, cmot, dtw, the dev-chosen corrections), one group
+    per (data, system), std over seeds as error bars."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    groups = list(results)
+    columns: list[str] = []
+    for runs in results.values():
+        for column in summary_row(runs[0]):
+            if column not in columns:
+                columns.append(column)
+    fig = Figure(figsize=(max(7.0, 1.1 * len(groups) * len(columns) / 3), 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    x = np.arange(len(groups))
+    width = 0.85 / max(len(columns), 1)
+    for i, column in enumerate(columns):
+        means, stds = [], []
+        for group in groups:
+            values = [100 * v for r in results[group] if (v := summary_row(r).get(column, (None,))[0]) is not None]
+            means.append(float(np.mean(values)) if values else np.nan)
+            stds.append(float(np.std(values, ddof=1)) if len(values) > 1 else 0.0)
+        ax.bar(x + (i - (len(columns) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=column)
+    ax.set_xticks(x, [f"{d}\n{s}" for d, s in groups], fontsize="small")
+    ax.set_ylabel("test token accuracy (%)")
+    ax.set_title("Alignment options on the trained models (dtw+...: chosen on dev)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="x-small", ncols=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return Path(path)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
