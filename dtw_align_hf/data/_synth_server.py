@@ -49,25 +49,16 @@ def _run_stream(jobs):
                 noise_seed=job["seed"],
                 seed=job["seed"],
             )
-            sf.write(job["path"], utt.audio, utt.sampling_rate, format="FLAC", subtype="PCM_16")
-            out.append(
-                {
-                    "id": job["id"],
-                    "duration": round(utt.duration, 5),
-                    "words": [w.to_dict() for w in utt.words],
-                    "missing": len(utt.missing),
-                }
+        else:
+            utt = _synth.get_synthesizer().synthesize(
+                job["text"],
+                job["voice"],
+                variant=job["variant"],
+                rate=job["rate"],
+                pitch=job["pitch"],
+                sampling_rate=16000,
+                seed=job["seed"],
             )
-            continue
-        utt = _synth.get_synthesizer().synthesize(
-            job["text"],
-            job["voice"],
-            variant=job["variant"],
-            rate=job["rate"],
-            pitch=job["pitch"],
-            sampling_rate=16000,
-            seed=job["seed"],
-        )
         sf.write(job["path"], utt.audio, utt.sampling_rate, format="FLAC", subtype="PCM_16")
         out.append(
             {
