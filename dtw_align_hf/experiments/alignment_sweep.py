@@ -242,7 +242,7 @@ def plot_sweep(results: dict[tuple[str, str], list[dict[str, Any]]], path: str |
         for column in summary_row(runs[0]):
             if column not in columns:
                 columns.append(column)
-    fig = Figure(figsize=(max(7.0, 1.1 * len(groups) * len(columns) / 3), 4.2))
+    fig = Figure(figsize=(min(16.0, max(7.0, 1.2 * len(groups))), 4.8))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = np.arange(len(groups))
