@@ -81,6 +81,18 @@ def align_rows(model, processor, rows: list[dict[str, Any]], method: str):
     return batch, speech, text, frame_mask, text_mask, out
 
 
+def _token_spans(tokenizer, ids: torch.Tensor, words: list[dict[str, Any]], rate: float):
+    """`(tokens, spans)` of one transcript's real token ids against its reference words; spans is None when the
+    timings split the sentence into other words than the transcript's pieces do."""
+    from dtw_align_hf.metrics import word_index_from_pieces, words_to_token_spans
+
+    tokens = tokenizer.convert_ids_to_tokens(ids.tolist())
+    word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
+    if 1 + max((w for w in word_index if w is not None), default=-1) != len(words):
+        return tokens, None
+    return tokens, words_to_token_spans(words, word_index, rate)
+
+
 @torch.no_grad()
 def evaluate_alignment(
     model,
@@ -110,7 +122,7 @@ def evaluate_alignment(
         accuracies are means over utterances, in [0, 1].
     """
     from dtw_align_hf.alignment import cosine_similarity
-    from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
+    from dtw_align_hf.metrics import alignment_accuracy
 
     model.eval()
     cfg = model.config
@@ -130,15 +142,10 @@ def evaluate_alignment(
         similarity = None
         for b, row in enumerate(rows):
             n_frames, n_tokens = int(frame_mask[b].sum()), int(text_mask[b].sum())
-            ids = batch["input_ids"][b, :n_tokens].tolist()
-            tokens = tokenizer.convert_ids_to_tokens(ids)
-            words = timings[row["id"]]
-            word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
-            n_words = 1 + max((w for w in word_index if w is not None), default=-1)
-            if n_words != len(words):
+            tokens, spans = _token_spans(tokenizer, batch["input_ids"][b, :n_tokens], timings[row["id"]], rate)
+            if spans is None:
                 skipped += 1  # the reference timings split the sentence into other words than the transcript
                 continue
-            spans = words_to_token_spans(words, word_index, rate)
             f2t = out.frame_to_token[b, :n_frames].cpu()
             all_f2t.append(f2t.numpy())
             all_spans.append(spans)
@@ -198,7 +205,7 @@ def compare_alignment_options(
     paired. Returns `{name: {"token_accuracy", "frame_accuracy", "num_samples"}}`.
     """
     from dtw_align_hf.alignment import align
-    from dtw_align_hf.metrics import alignment_accuracy, word_index_from_pieces, words_to_token_spans
+    from dtw_align_hf.metrics import alignment_accuracy
 
     model.eval()
     cfg = model.config
@@ -215,13 +222,12 @@ def compare_alignment_options(
         batch, speech, text, frame_mask, text_mask, _ = align_rows(model, processor, rows, "uniform")
         keep, spans = [], []
         for b, row in enumerate(rows):
-            n_tokens = int(text_mask[b].sum())
-            tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][b, :n_tokens].tolist())
-            word_index = word_index_from_pieces(tokens, special_tokens=tokenizer.all_special_tokens)
-            words = timings[row["id"]]
-            if 1 + max((w for w in word_index if w is not None), default=-1) == len(words):
+            _, row_spans = _token_spans(
+                tokenizer, batch["input_ids"][b, : int(text_mask[b].sum())], timings[row["id"]], rate
+            )
+            if row_spans is not None:
                 keep.append(b)
-                spans.append(words_to_token_spans(words, word_index, rate))
+                spans.append(row_spans)
         if not keep:
             continue
         spans_all.extend(spans)

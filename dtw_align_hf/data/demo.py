@@ -693,28 +693,14 @@ def main(argv: Iterable[str] | None = None) -> int:
             workers=args.workers,
         )
     else:
+        corpus = {"seed": args.seed, "split_sizes": sizes, "max_words": args.max_words, "text": args.text,
+                  "speech": args.speech}  # fmt: skip
         if not args.build:
-            out = demo_corpus_dir(
-                args.cache_dir,
-                seed=args.seed,
-                split_sizes=sizes,
-                max_words=args.max_words,
-                text=args.text,
-                speech=args.speech,
-            )
+            out = demo_corpus_dir(args.cache_dir, **corpus)
             print(f"Demo corpus directory (built: {(out / 'build_info.json').exists()}): {out}")  # noqa: T201
             print("Pass --build to build it.")  # noqa: T201
             return 0
-        out = build_demo_corpus(
-            args.cache_dir,
-            seed=args.seed,
-            split_sizes=sizes,
-            max_words=args.max_words,
-            workers=args.workers,
-            force=args.force,
-            text=args.text,
-            speech=args.speech,
-        )
+        out = build_demo_corpus(args.cache_dir, **corpus, workers=args.workers, force=args.force)
     info = json.loads((out / "build_info.json").read_text(encoding="utf-8"))
     print(f"Corpus: {out}")  # noqa: T201
     for split, n in info["split_sizes"].items():

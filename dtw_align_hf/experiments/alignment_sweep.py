@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -149,14 +148,14 @@ def summary_row(result: dict[str, Any]) -> dict[str, tuple[float | None, str | N
     return row
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
+def _fmt_percent(values: list[float]) -> str:
+    """`mean ± std` in percent over seeds (`compare.mean_std`: sample std, none for a single seed)."""
+    from .compare import mean_std
+
+    mean, std, _ = mean_std(values)
+    if mean is None:
         return "-"
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return f"{100 * mean:.1f}"
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
+    return f"{100 * mean:.1f}" if std is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def sweep_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
@@ -173,7 +172,7 @@ def sweep_table(results: dict[tuple[str, str], list[dict[str, Any]]]) -> str:
     ]
     for (data, system), runs in results.items():
         rows = [summary_row(r) for r in runs]
-        cells = [_mean_std([r[c][0] for r in rows if c in r and r[c][0] is not None]) for c in columns]
+        cells = [_fmt_percent([r[c][0] for r in rows if c in r and r[c][0] is not None]) for c in columns]
         chosen = "; ".join(
             ", ".join(
                 f"{k}={v.split('|', 1)[1] if v else '-'}" for k, v in r["chosen"].items() if k in ("prior", "best")
